@@ -1,0 +1,113 @@
+//! The Kafka Connect schema a message carries when `schemas.enable=true`.
+//!
+//! It is read once per distinct schema (messages repeat it verbatim) and gives, per column,
+//! the encoding Debezium used. It is also checked against the Prisma model, so that a table
+//! whose database columns disagree with the job's schema is reported instead of misread.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::datatypes::DataType;
+use serde::Deserialize;
+
+use crate::schema::{ColumnDef, TableDef};
+
+/// What the inline schema says about one column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldHint {
+    /// The Connect type: `int32`, `bytes`, `string`, `struct`, ...
+    pub connect_type: String,
+    /// The semantic type name, e.g. `io.debezium.time.MicroTimestamp`.
+    pub name: Option<String>,
+    /// The `scale` parameter of a fixed-scale `Decimal`.
+    pub scale: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConnectSchema {
+    #[serde(rename = "type")]
+    connect_type: String,
+    #[serde(default)]
+    fields: Vec<ConnectField>,
+    name: Option<String>,
+    #[serde(default)]
+    parameters: HashMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConnectField {
+    field: String,
+    #[serde(flatten)]
+    schema: ConnectSchema,
+}
+
+/// Hints for `columns` (in order) from a value schema; `None` where the schema lacks the
+/// column. Errors name the column whose declared type the schema contradicts.
+pub fn resolve(
+    raw: &str,
+    table: &TableDef,
+    columns: &[usize],
+) -> Result<Vec<Option<FieldHint>>, String> {
+    let envelope: ConnectSchema =
+        serde_json::from_str(raw).map_err(|e| format!("unreadable inline schema: {e}"))?;
+    let row = envelope
+        .fields
+        .iter()
+        .find(|f| f.field == "after" || f.field == "before")
+        .ok_or("inline schema has no `before`/`after` struct")?;
+    columns
+        .iter()
+        .map(|&i| {
+            let column = &table.columns[i];
+            let Some(field) = row.schema.fields.iter().find(|f| f.field == column.name) else {
+                return Ok(None);
+            };
+            let hint = FieldHint {
+                connect_type: field.schema.connect_type.clone(),
+                name: field.schema.name.clone(),
+                scale: field
+                    .schema
+                    .parameters
+                    .get("scale")
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| s.parse().ok()),
+            };
+            check(table, column, &hint)?;
+            Ok(Some(hint))
+        })
+        .collect()
+}
+
+fn check(table: &TableDef, column: &ColumnDef, hint: &FieldHint) -> Result<(), String> {
+    let t = hint.connect_type.as_str();
+    let is_int = matches!(t, "int8" | "int16" | "int32" | "int64");
+    let is_float = matches!(t, "float" | "double" | "float32" | "float64");
+    let ok = match &column.data_type {
+        DataType::Boolean => t == "boolean" || is_int,
+        d if d.is_integer() => is_int,
+        DataType::Float32 | DataType::Float64 => is_float,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            matches!(t, "bytes" | "struct" | "string") || is_float
+        }
+        DataType::Utf8 | DataType::LargeUtf8 => t == "string",
+        DataType::Binary => matches!(t, "bytes" | "string"),
+        DataType::Date32 | DataType::Time32(_) | DataType::Time64(_) | DataType::Timestamp(..) => {
+            is_int || t == "string"
+        }
+        DataType::List(_) => t == "array",
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "column `{}` (model `{}`, field `{}`) is {} in the Prisma schema but the event's \
+             schema says {}{}",
+            column.name,
+            table.model,
+            column.field,
+            column.data_type,
+            t,
+            hint.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+        ))
+    }
+}

@@ -1,0 +1,376 @@
+//! One JSON value of a Debezium row image, decoded into the column's Arrow type.
+//!
+//! How a value is encoded depends on connector settings (`decimal.handling.mode`,
+//! `time.precision.mode`, `binary.handling.mode`). An inline Connect schema says which
+//! encoding was used; without one, the encoding is read off the JSON shape where that is
+//! unambiguous and off [`DecodeOptions`] where it is not.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit, i256};
+use datafusion::common::ScalarValue;
+use serde_json::Value;
+
+use super::inline_schema::FieldHint;
+use crate::decimal;
+
+/// Debezium's stand-in for an unchanged TOASTed value it could not read.
+pub const UNAVAILABLE: &str = "__debezium_unavailable_value";
+
+/// How decimal strings are to be read when no inline schema says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum DecimalHandling {
+    /// Decimal-looking text is read as text, anything else as base64 unscaled bytes.
+    #[default]
+    Auto,
+    /// `decimal.handling.mode=precise`: base64 big-endian unscaled bytes.
+    Precise,
+    /// `decimal.handling.mode=string`: plain decimal text.
+    String,
+}
+
+/// How integer temporal values are to be read when no inline schema says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum TimePrecision {
+    /// `time.precision.mode=adaptive` (Debezium's default): the unit follows the column's
+    /// precision, milliseconds up to 3 digits, microseconds above.
+    #[default]
+    Adaptive,
+    /// `time.precision.mode=connect`: always milliseconds.
+    Connect,
+}
+
+/// Decoder settings for what a schemaless message cannot tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DecodeOptions {
+    pub decimal_handling: DecimalHandling,
+    pub time_precision: TimePrecision,
+}
+
+/// A decoded value, or the marker that the source did not send it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Value(ScalarValue),
+    Unavailable,
+}
+
+/// Decodes one JSON value into `data_type`; the error says what was expected.
+pub fn decode(
+    json: &Value,
+    data_type: &DataType,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<Decoded, String> {
+    if is_unavailable(json) {
+        return Ok(Decoded::Unavailable);
+    }
+    if json.is_null() {
+        return ScalarValue::try_from(data_type)
+            .map(Decoded::Value)
+            .map_err(|e| e.to_string());
+    }
+    decode_present(json, data_type, hint, options).map(Decoded::Value)
+}
+
+fn is_unavailable(json: &Value) -> bool {
+    match json {
+        Value::String(s) => s == UNAVAILABLE || s == unavailable_base64(),
+        Value::Array(items) => items.len() == 1 && is_unavailable(&items[0]),
+        _ => false,
+    }
+}
+
+/// The placeholder as a `bytea` column carries it: the placeholder's bytes, base64-encoded.
+fn unavailable_base64() -> &'static str {
+    "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ=="
+}
+
+fn decode_present(
+    json: &Value,
+    data_type: &DataType,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<ScalarValue, String> {
+    use DataType as T;
+    Ok(match data_type {
+        T::Boolean => ScalarValue::Boolean(Some(boolean(json)?)),
+        T::Int8 => ScalarValue::Int8(Some(integer(json)?)),
+        T::Int16 => ScalarValue::Int16(Some(integer(json)?)),
+        T::Int32 => ScalarValue::Int32(Some(integer(json)?)),
+        T::Int64 => ScalarValue::Int64(Some(integer(json)?)),
+        T::UInt8 => ScalarValue::UInt8(Some(integer(json)?)),
+        T::UInt16 => ScalarValue::UInt16(Some(integer(json)?)),
+        T::UInt32 => ScalarValue::UInt32(Some(integer(json)?)),
+        T::UInt64 => ScalarValue::UInt64(Some(integer(json)?)),
+        T::Float32 => ScalarValue::Float32(Some(float(json)? as f32)),
+        T::Float64 => ScalarValue::Float64(Some(float(json)?)),
+        T::Utf8 => ScalarValue::Utf8(Some(text(json)?)),
+        T::LargeUtf8 => ScalarValue::LargeUtf8(Some(text(json)?)),
+        T::Binary => ScalarValue::Binary(Some(binary(json)?)),
+        T::Decimal128(p, s) => {
+            let v = decimal_value(json, *p, *s, hint, options)?;
+            let v = v.to_i128().ok_or("decimal out of range")?;
+            ScalarValue::Decimal128(Some(v), *p, *s)
+        }
+        T::Decimal256(p, s) => {
+            ScalarValue::Decimal256(Some(decimal_value(json, *p, *s, hint, options)?), *p, *s)
+        }
+        T::Date32 => ScalarValue::Date32(Some(date(json)?)),
+        T::Time32(TimeUnit::Millisecond) => {
+            let v = time_of_day(json, TimeUnit::Millisecond, hint, options)?;
+            ScalarValue::Time32Millisecond(Some(i32::try_from(v).map_err(|_| "time out of range")?))
+        }
+        T::Time64(TimeUnit::Microsecond) => ScalarValue::Time64Microsecond(Some(time_of_day(
+            json,
+            TimeUnit::Microsecond,
+            hint,
+            options,
+        )?)),
+        T::Timestamp(unit, tz) => {
+            let v = Some(timestamp(json, *unit, hint, options)?);
+            let tz = tz.clone();
+            match unit {
+                TimeUnit::Second => ScalarValue::TimestampSecond(v, tz),
+                TimeUnit::Millisecond => ScalarValue::TimestampMillisecond(v, tz),
+                TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(v, tz),
+                TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(v, tz),
+            }
+        }
+        T::List(item) => list(json, item, options)?,
+        other => return Err(format!("Arrow type {other} cannot be decoded")),
+    })
+}
+
+fn boolean(json: &Value) -> Result<bool, String> {
+    match json {
+        Value::Bool(b) => Ok(*b),
+        // MySQL's TINYINT(1) arrives as a number.
+        Value::Number(n) if n.as_i64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
+        other => Err(format!("expected a boolean, found {}", kind(other))),
+    }
+}
+
+fn integer<T: TryFrom<i64> + TryFrom<u64>>(json: &Value) -> Result<T, String> {
+    let Value::Number(n) = json else {
+        return Err(format!("expected an integer, found {}", kind(json)));
+    };
+    let converted = match (n.as_i64(), n.as_u64()) {
+        (Some(v), _) => T::try_from(v).ok(),
+        (None, Some(v)) => T::try_from(v).ok(),
+        _ => return Err(format!("expected an integer, found {n}")),
+    };
+    converted.ok_or_else(|| format!("integer {n} is out of the column's range"))
+}
+
+fn float(json: &Value) -> Result<f64, String> {
+    match json {
+        Value::Number(n) => n.as_f64().ok_or_else(|| format!("bad number {n}")),
+        Value::String(s) => match s.as_str() {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            _ => Err(format!("expected a number, found string {s:?}")),
+        },
+        other => Err(format!("expected a number, found {}", kind(other))),
+    }
+}
+
+fn text(json: &Value) -> Result<String, String> {
+    match json {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(format!("expected a string, found {}", kind(other))),
+    }
+}
+
+fn binary(json: &Value) -> Result<Vec<u8>, String> {
+    let Value::String(s) = json else {
+        return Err(format!("expected base64 bytes, found {}", kind(json)));
+    };
+    BASE64
+        .decode(s)
+        .map_err(|e| format!("invalid base64 bytes {s:?}: {e}"))
+}
+
+fn decimal_value(
+    json: &Value,
+    precision: u8,
+    scale: i8,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<i256, String> {
+    let scale = scale as i32;
+    let value = match json {
+        Value::Number(n) => decimal::parse_text(&n.to_string(), scale),
+        Value::Object(fields) => variable_scale(fields, scale)?,
+        Value::String(s) => {
+            let as_bytes = match hint.map(|h| h.connect_type.as_str()) {
+                Some("bytes") => true,
+                Some(_) => false,
+                None => match options.decimal_handling {
+                    DecimalHandling::Precise => true,
+                    DecimalHandling::String => false,
+                    DecimalHandling::Auto => decimal::parse_text(s, scale).is_none(),
+                },
+            };
+            if as_bytes {
+                let unscaled = decimal::from_be_bytes(&binary(json)?)
+                    .ok_or_else(|| format!("decimal bytes {s:?} exceed 256 bits"))?;
+                let source_scale = hint.and_then(|h| h.scale).unwrap_or(scale);
+                decimal::rescale(unscaled, source_scale, scale)
+            } else {
+                decimal::parse_text(s, scale)
+            }
+        }
+        other => return Err(format!("expected a decimal, found {}", kind(other))),
+    };
+    let value = value.ok_or_else(|| format!("invalid decimal {json}"))?;
+    if decimal::fits_precision(value, precision) {
+        Ok(value)
+    } else {
+        Err(format!("decimal {json} does not fit decimal({precision},{scale})"))
+    }
+}
+
+/// `io.debezium.data.VariableScaleDecimal`: `{"scale": s, "value": base64 unscaled}`.
+fn variable_scale(
+    fields: &serde_json::Map<String, Value>,
+    scale: i32,
+) -> Result<Option<i256>, String> {
+    let source_scale = fields
+        .get("scale")
+        .and_then(Value::as_i64)
+        .and_then(|s| i32::try_from(s).ok())
+        .ok_or("variable-scale decimal without an integer `scale`")?;
+    let bytes = binary(fields.get("value").ok_or("variable-scale decimal without `value`")?)?;
+    let unscaled = decimal::from_be_bytes(&bytes).ok_or("decimal bytes exceed 256 bits")?;
+    Ok(decimal::rescale(unscaled, source_scale, scale))
+}
+
+fn date(json: &Value) -> Result<i32, String> {
+    match json {
+        Value::Number(_) => integer(json),
+        Value::String(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(|d| (d - chrono::NaiveDate::default()).num_days() as i32)
+            .map_err(|e| format!("invalid date {s:?}: {e}")),
+        other => Err(format!("expected a date, found {}", kind(other))),
+    }
+}
+
+/// The unit an integer temporal value was sent in, from its semantic type or the options.
+fn sent_unit(
+    hint: Option<&FieldHint>,
+    column_unit: TimeUnit,
+    options: &DecodeOptions,
+) -> TimeUnit {
+    match hint.and_then(|h| h.name.as_deref()) {
+        Some("io.debezium.time.MicroTime" | "io.debezium.time.MicroTimestamp") => {
+            TimeUnit::Microsecond
+        }
+        Some("io.debezium.time.NanoTime" | "io.debezium.time.NanoTimestamp") => {
+            TimeUnit::Nanosecond
+        }
+        Some(
+            "io.debezium.time.Time"
+            | "io.debezium.time.Timestamp"
+            | "org.apache.kafka.connect.data.Time"
+            | "org.apache.kafka.connect.data.Timestamp",
+        ) => TimeUnit::Millisecond,
+        _ => match options.time_precision {
+            TimePrecision::Connect => TimeUnit::Millisecond,
+            TimePrecision::Adaptive => column_unit,
+        },
+    }
+}
+
+fn convert_unit(value: i64, from: TimeUnit, to: TimeUnit) -> Result<i64, String> {
+    let per_second = |u: TimeUnit| match u {
+        TimeUnit::Second => 1i64,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    let (f, t) = (per_second(from), per_second(to));
+    if t >= f {
+        value
+            .checked_mul(t / f)
+            .ok_or_else(|| format!("temporal value {value} out of range"))
+    } else {
+        Ok(value.div_euclid(f / t))
+    }
+}
+
+fn time_of_day(
+    json: &Value,
+    unit: TimeUnit,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<i64, String> {
+    match json {
+        Value::Number(_) => convert_unit(integer(json)?, sent_unit(hint, unit, options), unit),
+        Value::String(s) => {
+            let t = chrono::NaiveTime::parse_from_str(s.trim_end_matches('Z'), "%H:%M:%S%.f")
+                .map_err(|e| format!("invalid time {s:?}: {e}"))?;
+            let micros = (t - chrono::NaiveTime::MIN)
+                .num_microseconds()
+                .ok_or("time out of range")?;
+            convert_unit(micros, TimeUnit::Microsecond, unit)
+        }
+        other => Err(format!("expected a time, found {}", kind(other))),
+    }
+}
+
+fn timestamp(
+    json: &Value,
+    unit: TimeUnit,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<i64, String> {
+    match json {
+        Value::Number(_) => convert_unit(integer(json)?, sent_unit(hint, unit, options), unit),
+        Value::String(s) => {
+            let instant = chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|e| format!("invalid timestamp {s:?}: {e}"))?;
+            let micros = instant.timestamp_micros();
+            let nanos_in_micro = i64::from(instant.timestamp_subsec_nanos() % 1_000);
+            match unit {
+                TimeUnit::Nanosecond => micros
+                    .checked_mul(1_000)
+                    .and_then(|v| v.checked_add(nanos_in_micro))
+                    .ok_or_else(|| format!("timestamp {s:?} out of range")),
+                _ => convert_unit(micros, TimeUnit::Microsecond, unit),
+            }
+        }
+        other => Err(format!("expected a timestamp, found {}", kind(other))),
+    }
+}
+
+fn list(json: &Value, item: &Arc<Field>, options: &DecodeOptions) -> Result<ScalarValue, String> {
+    let Value::Array(items) = json else {
+        return Err(format!("expected an array, found {}", kind(json)));
+    };
+    let values = items
+        .iter()
+        .map(|v| match decode(v, item.data_type(), None, options)? {
+            Decoded::Value(v) => Ok(v),
+            Decoded::Unavailable => Err("unavailable value inside an array".to_string()),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+        &values,
+        item.data_type(),
+    )))
+}
+
+fn kind(json: &Value) -> &'static str {
+    match json {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,37 @@
+//! Eddy's engine: keeps the result of an aggregate SQL query exact, incrementally, as Debezium
+//! change events arrive.
+//!
+//! # Layout
+//!
+//! The modules follow the data path, in order:
+//!
+//! - [`schema`]: the source tables, from the job's Prisma schema.
+//! - [`debezium`]: a Kafka record's Debezium JSON decoded into typed row images.
+//! - [`normalize`]: the primary-key normalizer; turns events into exact +1/-1 row changes
+//!   against the rows it keeps, never trusting a `before` image that may be incomplete.
+//! - [`change`]: the Arrow change batch (a Z-set: rows with +1/-1 weights) operators exchange.
+//! - [`plan`]: SQL planned by DataFusion and compiled into incremental operators ([`ops`]).
+//! - [`sink`]: the operators' output consolidated into one net change per result row.
+//! - [`output`]: result changes encoded as upsert or Debezium JSON.
+//! - [`pipeline`]: the public entry point tying these together, with snapshot and restore.
+//!
+//! The engine knows nothing of Kafka, HTTP or PostgreSQL: records come in as
+//! (topic, key, value) bytes and results leave as encoded bytes.
+
+pub mod change;
+pub mod debezium;
+mod decimal;
+pub mod error;
+pub mod normalize;
+pub mod ops;
+pub mod output;
+pub mod pipeline;
+pub mod plan;
+mod rows;
+pub mod schema;
+pub mod sink;
+
+pub use error::{Error, Result};
+pub use output::{Encoder, Format};
+pub use pipeline::{JobSpec, Pipeline, Record, RejectedEvent};
+pub use sink::{ChangeKind, ResultChange};

@@ -1,0 +1,331 @@
+//! Retractable accumulators: per-group aggregate state that accepts negative weights.
+//!
+//! DataFusion's accumulators are built for batch (and sliding windows, whose MIN/MAX assume
+//! values leave in arrival order), so none of them may see a retraction here. Each state
+//! below is exact under any interleaving of inserts and deletes:
+//! - COUNT and SUM keep a count of non-null inputs and an exact sum (integers and decimals in
+//!   128/256-bit integers; floats in `f64`, the one place rounding can drift);
+//! - MIN and MAX keep an ordered multiset of values (row bytes sort like the values);
+//! - DISTINCT keeps a multiset of values and feeds the inner state only when a value's
+//!   multiplicity moves between zero and non-zero.
+
+use std::collections::{BTreeMap, HashMap};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Decimal128Type, Decimal256Type, Float64Type, Int64Type, UInt64Type, i256,
+};
+use datafusion::common::ScalarValue;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rows::{RowBytes, RowCodec};
+
+/// What an aggregate computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// How SUM/AVG accumulate: chosen from the argument type at plan time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SumKind {
+    /// Signed integers, unsigned integers and `Decimal128`, exact in `i128`.
+    Int,
+    /// `Decimal256`, exact in `i256`.
+    Wide,
+    Float,
+}
+
+/// One input value, prepared per batch for the accumulator kind that reads it.
+pub enum Prepared {
+    /// Whether each row's argument is non-null (COUNT).
+    Presence(ArrayRef),
+    /// The argument cast to the sum's accumulation type.
+    Numbers(ArrayRef, SumKind),
+    /// Row bytes of the argument (MIN/MAX/DISTINCT); `None` for a null argument.
+    Encoded(Vec<Option<RowBytes>>),
+}
+
+impl SumKind {
+    /// The accumulation type for an argument type, or `None` when SUM/AVG cannot take it.
+    pub fn for_type(data_type: &DataType) -> Option<(SumKind, DataType)> {
+        match data_type {
+            t if t.is_signed_integer() => Some((SumKind::Int, DataType::Int64)),
+            t if t.is_unsigned_integer() => Some((SumKind::Int, DataType::UInt64)),
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+                Some((SumKind::Float, DataType::Float64))
+            }
+            DataType::Decimal128(..) => Some((SumKind::Int, data_type.clone())),
+            DataType::Decimal256(..) => Some((SumKind::Wide, data_type.clone())),
+            _ => None,
+        }
+    }
+
+    pub fn prepare(self, arg: &ArrayRef, accumulation: &DataType) -> Result<Prepared> {
+        Ok(Prepared::Numbers(cast(arg, accumulation)?, self))
+    }
+}
+
+/// An exact sum.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum SumValue {
+    Int(i128),
+    /// An `i256` as (low, high) parts.
+    Wide(u128, i128),
+    Float(f64),
+}
+
+impl SumValue {
+    pub fn zero(kind: SumKind) -> Self {
+        match kind {
+            SumKind::Int => SumValue::Int(0),
+            SumKind::Wide => SumValue::Wide(0, 0),
+            SumKind::Float => SumValue::Float(0.0),
+        }
+    }
+
+    fn wide(self) -> i256 {
+        match self {
+            SumValue::Wide(low, high) => i256::from_parts(low, high),
+            SumValue::Int(v) => i256::from_i128(v),
+            SumValue::Float(_) => i256::ZERO,
+        }
+    }
+
+    /// Adds `weight` times row `row` of `numbers` (already non-null).
+    fn add(&mut self, numbers: &ArrayRef, row: usize, weight: i64) {
+        match self {
+            SumValue::Int(sum) => {
+                let v: i128 = match numbers.data_type() {
+                    DataType::Int64 => numbers.as_primitive::<Int64Type>().value(row) as i128,
+                    DataType::UInt64 => numbers.as_primitive::<UInt64Type>().value(row) as i128,
+                    _ => numbers.as_primitive::<Decimal128Type>().value(row),
+                };
+                *sum = sum.wrapping_add(v.wrapping_mul(weight as i128));
+            }
+            SumValue::Wide(..) => {
+                let v = numbers.as_primitive::<Decimal256Type>().value(row);
+                let total = self
+                    .wide()
+                    .wrapping_add(v.wrapping_mul(i256::from_i128(weight as i128)));
+                let (low, high) = total.to_parts();
+                *self = SumValue::Wide(low, high);
+            }
+            SumValue::Float(sum) => {
+                *sum += numbers.as_primitive::<Float64Type>().value(row) * weight as f64;
+            }
+        }
+    }
+}
+
+/// Per-group state of one aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Accumulator {
+    /// Weighted count of non-null inputs.
+    Count(i64),
+    Sum { sum: SumValue, count: i64 },
+    /// Value bytes → multiplicity, sorted like the values.
+    Ordered(BTreeMap<RowBytes, i64>),
+    Distinct {
+        values: HashMap<RowBytes, i64>,
+        inner: Box<Accumulator>,
+    },
+}
+
+/// The parts of an aggregate that do not change per group.
+#[derive(Debug)]
+pub struct Spec {
+    pub function: Function,
+    pub distinct: bool,
+    pub sum_kind: Option<SumKind>,
+    /// Output type as DataFusion planned it.
+    pub output: DataType,
+    /// Codec of the argument's values (MIN, MAX, DISTINCT).
+    pub values: Option<RowCodec>,
+    /// Scale of a decimal argument (AVG's rescaling).
+    pub input_scale: i8,
+}
+
+impl Spec {
+    pub fn new_state(&self) -> Accumulator {
+        let base = match (self.function, self.sum_kind) {
+            (Function::Count, _) => Accumulator::Count(0),
+            (Function::Min | Function::Max, _) => Accumulator::Ordered(BTreeMap::new()),
+            (Function::Sum | Function::Avg, kind) => Accumulator::Sum {
+                sum: SumValue::zero(kind.unwrap_or(SumKind::Float)),
+                count: 0,
+            },
+        };
+        if self.distinct && !matches!(base, Accumulator::Ordered(_)) {
+            Accumulator::Distinct {
+                values: HashMap::new(),
+                inner: Box::new(base),
+            }
+        } else {
+            base
+        }
+    }
+
+    /// Prepares a batch's argument column for [`Accumulator::update`].
+    pub fn prepare(&self, arg: &ArrayRef) -> Result<Prepared> {
+        if let Some(codec) = &self.values {
+            let rows = codec.encode(std::slice::from_ref(arg))?;
+            return Ok(Prepared::Encoded(
+                (0..arg.len())
+                    .map(|i| arg.is_valid(i).then(|| rows.row(i).as_ref().into()))
+                    .collect(),
+            ));
+        }
+        match self.sum_kind {
+            Some(kind) => {
+                let (_, accumulation) = SumKind::for_type(arg.data_type())
+                    .ok_or_else(|| Error::Query(format!("cannot sum {}", arg.data_type())))?;
+                kind.prepare(arg, &accumulation)
+            }
+            None => Ok(Prepared::Presence(arg.clone())),
+        }
+    }
+}
+
+impl Accumulator {
+    /// Adds `weight` copies of row `row` of the prepared argument.
+    pub fn update(&mut self, spec: &Spec, arg: &Prepared, row: usize, weight: i64) -> Result<()> {
+        match (self, arg) {
+            (Accumulator::Count(n), Prepared::Presence(values)) => {
+                if values.is_valid(row) {
+                    *n += weight;
+                }
+            }
+            (Accumulator::Sum { sum, count }, Prepared::Numbers(values, _)) => {
+                if values.is_valid(row) {
+                    sum.add(values, row, weight);
+                    *count += weight;
+                }
+            }
+            (Accumulator::Ordered(values), Prepared::Encoded(encoded)) => {
+                if let Some(value) = &encoded[row] {
+                    add_multiplicity(values, value, weight);
+                }
+            }
+            (Accumulator::Distinct { values, inner }, Prepared::Encoded(encoded)) => {
+                let Some(value) = &encoded[row] else {
+                    return Ok(());
+                };
+                let before = values.get(value).copied().unwrap_or(0);
+                let after = before + weight;
+                if after == 0 {
+                    values.remove(value);
+                } else {
+                    values.insert(value.clone(), after);
+                }
+                let entering = before <= 0 && after > 0;
+                let leaving = before > 0 && after <= 0;
+                if entering || leaving {
+                    inner.update_distinct(spec, value, if entering { 1 } else { -1 })?;
+                }
+            }
+            _ => return Err(Error::Query("aggregate state does not match its input".into())),
+        }
+        Ok(())
+    }
+
+    /// Feeds one distinct value (as row bytes) to the state under a DISTINCT.
+    fn update_distinct(&mut self, spec: &Spec, value: &[u8], weight: i64) -> Result<()> {
+        match self {
+            Accumulator::Count(n) => *n += weight,
+            Accumulator::Sum { sum, count } => {
+                let codec = spec.values.as_ref().ok_or_else(|| {
+                    Error::Query("DISTINCT aggregate without a value codec".into())
+                })?;
+                let decoded = codec.decode([value])?;
+                let (_, accumulation) = SumKind::for_type(decoded[0].data_type())
+                    .ok_or_else(|| Error::Query("cannot sum this type".into()))?;
+                let numbers = cast(&decoded[0], &accumulation)?;
+                sum.add(&numbers, 0, weight);
+                *count += weight;
+            }
+            Accumulator::Ordered(values) => add_multiplicity(values, value, weight),
+            Accumulator::Distinct { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The aggregate's current value, in the output type.
+    pub fn evaluate(&self, spec: &Spec) -> Result<ScalarValue> {
+        match self {
+            Accumulator::Distinct { inner, .. } => inner.evaluate(spec),
+            Accumulator::Count(n) => Ok(ScalarValue::Int64(Some(*n))),
+            Accumulator::Sum { count: 0, .. } => Ok(ScalarValue::try_from(&spec.output)?),
+            Accumulator::Sum { sum, count } => match spec.function {
+                Function::Avg => average(spec, *sum, *count),
+                _ => sum_value(&spec.output, *sum),
+            },
+            Accumulator::Ordered(values) => {
+                let extreme = match spec.function {
+                    Function::Min => values.iter().find(|(_, n)| **n > 0),
+                    _ => values.iter().rev().find(|(_, n)| **n > 0),
+                };
+                match (extreme, &spec.values) {
+                    (Some((bytes, _)), Some(codec)) => {
+                        let value = codec.decode_scalars(bytes)?.remove(0);
+                        Ok(value.cast_to(&spec.output)?)
+                    }
+                    _ => Ok(ScalarValue::try_from(&spec.output)?),
+                }
+            }
+        }
+    }
+}
+
+fn add_multiplicity(values: &mut BTreeMap<RowBytes, i64>, value: &[u8], weight: i64) {
+    match values.get_mut(value) {
+        Some(n) => {
+            *n += weight;
+            if *n == 0 {
+                values.remove(value);
+            }
+        }
+        None => {
+            values.insert(value.into(), weight);
+        }
+    }
+}
+
+fn sum_value(output: &DataType, sum: SumValue) -> Result<ScalarValue> {
+    Ok(match (output, sum) {
+        (DataType::Int64, SumValue::Int(v)) => ScalarValue::Int64(Some(v as i64)),
+        (DataType::UInt64, SumValue::Int(v)) => ScalarValue::UInt64(Some(v as u64)),
+        (DataType::Float64, SumValue::Float(v)) => ScalarValue::Float64(Some(v)),
+        (DataType::Decimal128(p, s), SumValue::Int(v)) => ScalarValue::Decimal128(Some(v), *p, *s),
+        (DataType::Decimal256(p, s), sum) => ScalarValue::Decimal256(Some(sum.wide()), *p, *s),
+        (other, _) => return Err(Error::Query(format!("SUM cannot produce {other}"))),
+    })
+}
+
+/// AVG as DataFusion computes it: `f64` division, or for decimals the sum rescaled to the
+/// output scale and divided with truncation.
+fn average(spec: &Spec, sum: SumValue, count: i64) -> Result<ScalarValue> {
+    let scale_up = |target: i8| {
+        crate::decimal::pow10((target - spec.input_scale).max(0) as u32)
+            .ok_or_else(|| Error::Query("AVG scale out of range".into()))
+    };
+    Ok(match (&spec.output, sum) {
+        (DataType::Float64, SumValue::Int(v)) => ScalarValue::Float64(Some(v as f64 / count as f64)),
+        (DataType::Float64, SumValue::Float(v)) => ScalarValue::Float64(Some(v / count as f64)),
+        (DataType::Decimal128(p, s), SumValue::Int(v)) => {
+            let factor = scale_up(*s)?.to_i128().unwrap_or(i128::MAX);
+            ScalarValue::Decimal128(Some(v.wrapping_mul(factor) / count as i128), *p, *s)
+        }
+        (DataType::Decimal256(p, s), sum) => {
+            let v = sum.wide().wrapping_mul(scale_up(*s)?);
+            ScalarValue::Decimal256(Some(v.wrapping_div(i256::from_i128(count as i128))), *p, *s)
+        }
+        (other, _) => return Err(Error::Query(format!("AVG cannot produce {other}"))),
+    })
+}

@@ -1,0 +1,217 @@
+//! Result changes encoded as JSON records: upsert, or Flink-compatible debezium-json.
+//!
+//! Values are written so a consumer loses nothing: decimals as JSON numbers with their scale
+//! (`25.50`), timestamps as ISO-8601 strings (with `Z` when the column has a time zone),
+//! bytes as base64, lists as arrays.
+
+use std::fmt::Write;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::{FieldRef, i256};
+use datafusion::common::ScalarValue;
+
+use crate::sink::{ChangeKind, ResultChange};
+
+/// The shape of output records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Key = the key columns; value = the row, or null (a tombstone) when it is gone.
+    #[default]
+    Upsert,
+    /// Value = `{"before", "after", "op"}` as Flink's `debezium-json` format writes it.
+    Debezium,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "upsert" => Ok(Format::Upsert),
+            "debezium" => Ok(Format::Debezium),
+            other => Err(format!("unknown format {other:?} (expected upsert or debezium)")),
+        }
+    }
+}
+
+/// One encoded output record: Kafka key and value bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub key: String,
+    /// `None` is a tombstone (upsert deletes).
+    pub value: Option<String>,
+}
+
+/// Encodes result changes of one query.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    format: Format,
+    key_names: Vec<String>,
+    value_names: Vec<String>,
+}
+
+impl Encoder {
+    pub fn new(format: Format, key_fields: &[FieldRef], value_fields: &[FieldRef]) -> Self {
+        let names = |fields: &[FieldRef]| fields.iter().map(|f| f.name().clone()).collect();
+        Self {
+            format,
+            key_names: names(key_fields),
+            value_names: names(value_fields),
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn encode(&self, change: &ResultChange) -> Encoded {
+        let key = object(&self.key_names, &change.key);
+        let row = |r: &Option<Vec<ScalarValue>>| r.as_ref().map(|r| object(&self.value_names, r));
+        let value = match self.format {
+            Format::Upsert => row(&change.after),
+            Format::Debezium => {
+                let op = match change.kind {
+                    ChangeKind::Insert => "c",
+                    ChangeKind::Update => "u",
+                    ChangeKind::Delete => "d",
+                };
+                let or_null = |r: Option<String>| r.unwrap_or_else(|| "null".into());
+                Some(format!(
+                    r#"{{"before":{},"after":{},"op":"{op}"}}"#,
+                    or_null(row(&change.before)),
+                    or_null(row(&change.after))
+                ))
+            }
+        };
+        Encoded { key, value }
+    }
+
+    /// The record as one line of the CLI's output.
+    pub fn line(&self, change: &ResultChange) -> String {
+        let encoded = self.encode(change);
+        match self.format {
+            Format::Upsert => format!(
+                r#"{{"key":{},"value":{}}}"#,
+                encoded.key,
+                encoded.value.as_deref().unwrap_or("null")
+            ),
+            Format::Debezium => encoded.value.unwrap_or_default(),
+        }
+    }
+}
+
+fn object(names: &[String], values: &[ScalarValue]) -> String {
+    let mut out = String::from("{");
+    for (i, (name, value)) in names.iter().zip(values).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(&mut out, name);
+        out.push(':');
+        write_value(&mut out, value);
+    }
+    out.push('}');
+    out
+}
+
+fn write_string(out: &mut String, s: &str) {
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+/// Writes one value as JSON.
+pub fn write_value(out: &mut String, value: &ScalarValue) {
+    use ScalarValue as V;
+    if value.is_null() {
+        out.push_str("null");
+        return;
+    }
+    let _ = match value {
+        V::Boolean(Some(b)) => write!(out, "{b}"),
+        V::Int8(Some(v)) => write!(out, "{v}"),
+        V::Int16(Some(v)) => write!(out, "{v}"),
+        V::Int32(Some(v)) => write!(out, "{v}"),
+        V::Int64(Some(v)) => write!(out, "{v}"),
+        V::UInt8(Some(v)) => write!(out, "{v}"),
+        V::UInt16(Some(v)) => write!(out, "{v}"),
+        V::UInt32(Some(v)) => write!(out, "{v}"),
+        V::UInt64(Some(v)) => write!(out, "{v}"),
+        V::Float32(Some(v)) => write_float(out, f64::from(*v)),
+        V::Float64(Some(v)) => write_float(out, *v),
+        V::Decimal128(Some(v), _, s) => {
+            write!(out, "{}", crate::decimal::format(i256::from_i128(*v), *s as i32))
+        }
+        V::Decimal256(Some(v), _, s) => write!(out, "{}", crate::decimal::format(*v, *s as i32)),
+        V::Utf8(Some(s)) | V::LargeUtf8(Some(s)) | V::Utf8View(Some(s)) => {
+            write_string(out, s);
+            Ok(())
+        }
+        V::Binary(Some(b)) | V::LargeBinary(Some(b)) | V::BinaryView(Some(b)) => {
+            write_string(out, &BASE64.encode(b));
+            Ok(())
+        }
+        V::Date32(Some(days)) => {
+            let date = chrono::NaiveDate::default() + chrono::Duration::days(i64::from(*days));
+            write!(out, "\"{}\"", date.format("%Y-%m-%d"))
+        }
+        V::Time32Millisecond(Some(ms)) => write_time(out, i64::from(*ms) * 1_000_000),
+        V::Time64Microsecond(Some(us)) => write_time(out, *us * 1_000),
+        V::Time64Nanosecond(Some(ns)) => write_time(out, *ns),
+        V::TimestampSecond(Some(v), tz) => write_timestamp(out, v.saturating_mul(1_000_000_000), tz),
+        V::TimestampMillisecond(Some(v), tz) => write_timestamp(out, v.saturating_mul(1_000_000), tz),
+        V::TimestampMicrosecond(Some(v), tz) => write_timestamp(out, v.saturating_mul(1_000), tz),
+        V::TimestampNanosecond(Some(v), tz) => write_timestamp(out, *v, tz),
+        V::List(list) => {
+            write_list(out, list.as_ref());
+            Ok(())
+        }
+        other => {
+            write_string(out, &other.to_string());
+            Ok(())
+        }
+    };
+}
+
+fn write_float(out: &mut String, v: f64) -> std::fmt::Result {
+    match serde_json::Number::from_f64(v) {
+        Some(n) => write!(out, "{n}"),
+        None if v.is_nan() => write!(out, "\"NaN\""),
+        None if v > 0.0 => write!(out, "\"Infinity\""),
+        None => write!(out, "\"-Infinity\""),
+    }
+}
+
+fn write_time(out: &mut String, nanos: i64) -> std::fmt::Result {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let sub = nanos.rem_euclid(1_000_000_000);
+    match chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, sub as u32) {
+        Some(t) => write!(out, "\"{}\"", t.format("%H:%M:%S%.f")),
+        None => write!(out, "{nanos}"),
+    }
+}
+
+fn write_timestamp(out: &mut String, nanos: i64, tz: &Option<std::sync::Arc<str>>) -> std::fmt::Result {
+    let t = chrono::DateTime::from_timestamp_nanos(nanos);
+    let zone = if tz.is_some() { "Z" } else { "" };
+    write!(out, "\"{}{zone}\"", t.format("%Y-%m-%dT%H:%M:%S%.f"))
+}
+
+fn write_list(out: &mut String, list: &dyn Array) {
+    out.push('[');
+    if let Some(list) = list.as_any().downcast_ref::<datafusion::arrow::array::ListArray>()
+        && !list.is_empty()
+        && list.is_valid(0)
+    {
+        let items = list.value(0);
+        for i in 0..items.len() {
+            if i > 0 {
+                out.push(',');
+            }
+            match ScalarValue::try_from_array(&items, i) {
+                Ok(v) => write_value(out, &v),
+                Err(_) => out.push_str("null"),
+            }
+        }
+    }
+    out.push(']');
+}

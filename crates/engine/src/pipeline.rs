@@ -1,0 +1,365 @@
+//! The engine's entry point: Debezium records in, consolidated result changes out.
+//!
+//! A [`Pipeline`] is built from a [`JobSpec`] (Prisma schema + SQL). Records are pushed one
+//! at a time and decoded at once, so a malformed record is refused on the spot and leaves no
+//! trace. [`Pipeline::flush`] then applies everything pushed since the last flush as one
+//! batch: normalizers first, then the operator tree, then consolidation, so the result
+//! changes it produces are net over the whole batch. [`Pipeline::drain`] hands them out.
+//!
+//! [`Pipeline::snapshot`] captures the complete state (the rows each normalizer keeps and
+//! every operator's state) as bytes, and [`Pipeline::restore`] rebuilds a pipeline that goes
+//! on exactly where the snapshot was taken.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{FieldRef, Schema};
+use serde::{Deserialize, Serialize};
+
+use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic};
+use crate::error::{Error, Result};
+use crate::normalize::{Normalizer, TableState};
+use crate::ops::Node;
+use crate::plan;
+use crate::rows::RowCodec;
+use crate::schema::Catalog;
+use crate::sink::{ResultChange, Sink};
+
+/// What a job runs: the database's Prisma schema and the query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The Prisma schema source.
+    pub schema: String,
+    /// One SQL query over the schema's tables (database names).
+    pub sql: String,
+    /// How to read what schemaless messages do not say.
+    #[serde(default)]
+    pub decode: DecodeOptions,
+}
+
+/// One Kafka record: the topic names the table (`<prefix>.<schema>.<table>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    /// `None` (or JSON `null`) is a tombstone.
+    pub value: Option<&'a [u8]>,
+}
+
+/// A record accepted by [`Pipeline::push`] but refused when applied (for example an unchanged
+/// TOAST value for a row never seen); it changed nothing.
+#[derive(Debug)]
+pub struct RejectedEvent {
+    /// The record's position among all records pushed to the pipeline, from 0.
+    pub ordinal: u64,
+    pub error: Error,
+}
+
+/// Counters since the pipeline was created (or restored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Records pushed.
+    pub records: u64,
+    /// Records for tables the query does not read, tombstones and transaction markers.
+    pub ignored: u64,
+    /// Records refused, at push or at flush.
+    pub rejected: u64,
+    /// Result changes produced.
+    pub changes: u64,
+}
+
+#[derive(Debug)]
+struct SourceTable {
+    name: String,
+    decoder: TableDecoder,
+    normalizer: Normalizer,
+    pending: Vec<(u64, Event)>,
+}
+
+/// An incremental query over Debezium changes.
+///
+/// ```
+/// use eddy_engine::pipeline::{JobSpec, Pipeline, Record};
+///
+/// let spec = JobSpec {
+///     schema: r#"
+///         datasource db { provider = "postgresql" url = env("DATABASE_URL") }
+///         model Order {
+///           id     Int     @id
+///           status String
+///           @@map("orders")
+///         }"#
+///     .into(),
+///     sql: "SELECT status, COUNT(*) AS n FROM orders GROUP BY status".into(),
+///     decode: Default::default(),
+/// };
+/// let mut pipeline = Pipeline::new(spec)?;
+/// let insert = br#"{"before":null,"after":{"id":1,"status":"new"},"op":"c"}"#;
+/// pipeline.push(Record { topic: "app.public.orders", key: None, value: Some(insert) })?;
+/// pipeline.flush()?;
+/// let changes = pipeline.drain();
+/// assert_eq!(changes.len(), 1);
+/// assert_eq!(changes[0].after.as_ref().unwrap()[1].to_string(), "1");
+///
+/// // The state survives a snapshot.
+/// let bytes = pipeline.snapshot()?;
+/// let mut restored = Pipeline::restore(&bytes)?;
+/// let update = br#"{"before":null,"after":{"id":1,"status":"paid"},"op":"u"}"#;
+/// restored.push(Record { topic: "app.public.orders", key: None, value: Some(update) })?;
+/// restored.flush()?;
+/// assert_eq!(restored.drain().len(), 2); // "new" leaves, "paid" enters
+/// # Ok::<(), eddy_engine::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Pipeline {
+    spec: JobSpec,
+    sources: Vec<SourceTable>,
+    /// Topic → index into `sources`, or `None` for topics the query does not read.
+    topics: HashMap<String, Option<usize>>,
+    root: Node,
+    sink: Sink,
+    key_fields: Vec<FieldRef>,
+    value_fields: Vec<FieldRef>,
+    output: Vec<ResultChange>,
+    /// Whether the operator tree has run once (a global aggregate emits its row then).
+    started: bool,
+    stats: Stats,
+}
+
+impl Pipeline {
+    /// Parses the schema and plans the query; errors say what in either is wrong.
+    pub fn new(spec: JobSpec) -> Result<Self> {
+        let catalog = Catalog::from_prisma(&spec.schema)?;
+        let plan = plan::plan(&catalog, &spec.sql)?;
+        let sources = plan
+            .sources
+            .iter()
+            .map(|source| {
+                let table = Arc::new(catalog.tables[source.table].clone());
+                let kept: Vec<_> = source
+                    .columns
+                    .iter()
+                    .map(|&c| table.arrow_schema().field(c).clone())
+                    .collect();
+                Ok(SourceTable {
+                    name: table.name.clone(),
+                    normalizer: Normalizer::new(
+                        &table.name,
+                        Arc::new(Schema::new(kept)),
+                        source.key_positions.clone(),
+                    )?,
+                    decoder: TableDecoder::new(table, source.columns.clone(), spec.decode),
+                    pending: Vec::new(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let types = |fields: &[FieldRef]| fields.iter().map(|f| f.data_type().clone()).collect();
+        let sink = Sink::new(
+            RowCodec::new(types(&plan.key_fields))?,
+            RowCodec::new(types(&plan.value_fields))?,
+        );
+        Ok(Self {
+            spec,
+            sources,
+            topics: HashMap::new(),
+            root: plan.root,
+            sink,
+            key_fields: plan.key_fields,
+            value_fields: plan.value_fields,
+            output: Vec::new(),
+            started: false,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn spec(&self) -> &JobSpec {
+        &self.spec
+    }
+
+    /// The columns identifying a result row.
+    pub fn key_fields(&self) -> &[FieldRef] {
+        &self.key_fields
+    }
+
+    /// The result's columns.
+    pub fn value_fields(&self) -> &[FieldRef] {
+        &self.value_fields
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Rows each source table's normalizer keeps, by table name.
+    pub fn kept_rows(&self) -> Vec<(&str, usize)> {
+        self.sources
+            .iter()
+            .map(|s| (s.name.as_str(), s.normalizer.state().len()))
+            .collect()
+    }
+
+    /// Decodes a record and queues it for the next flush. An error means the record was
+    /// refused and nothing else changed; the pipeline can go on.
+    pub fn push(&mut self, record: Record<'_>) -> Result<()> {
+        let ordinal = self.stats.records;
+        self.stats.records += 1;
+        let Some(index) = self.source_of(record.topic) else {
+            self.stats.ignored += 1;
+            return Ok(());
+        };
+        let source = &mut self.sources[index];
+        match source.decoder.decode(record.topic, record.key, record.value) {
+            Ok(Some(event)) => {
+                source.pending.push((ordinal, event));
+                Ok(())
+            }
+            Ok(None) => {
+                self.stats.ignored += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.rejected += 1;
+                Err(e)
+            }
+        }
+    }
+
+    fn source_of(&mut self, topic: &str) -> Option<usize> {
+        if let Some(index) = self.topics.get(topic) {
+            return *index;
+        }
+        let table = table_of_topic(topic);
+        let index = self.sources.iter().position(|s| s.name == table);
+        self.topics.insert(topic.to_string(), index);
+        index
+    }
+
+    /// Applies every record pushed since the last flush as one batch; returns the records
+    /// refused while applying them. Result changes wait for [`Pipeline::drain`].
+    pub fn flush(&mut self) -> Result<Vec<RejectedEvent>> {
+        let mut rejected = Vec::new();
+        let mut changes = Vec::with_capacity(self.sources.len());
+        let mut any = false;
+        for source in &mut self.sources {
+            let (ordinals, events): (Vec<u64>, Vec<Event>) =
+                std::mem::take(&mut source.pending).into_iter().unzip();
+            let (batch, refused) = source.normalizer.apply(events)?;
+            rejected.extend(refused.into_iter().map(|r| RejectedEvent {
+                ordinal: ordinals[r.index],
+                error: r.error,
+            }));
+            any |= !batch.is_empty();
+            changes.push(batch);
+        }
+        self.stats.rejected += rejected.len() as u64;
+        if any || !self.started {
+            self.started = true;
+            let out = self.root.step(&changes)?;
+            let consolidated = self.sink.consolidate(&out)?;
+            self.stats.changes += consolidated.len() as u64;
+            self.output.extend(consolidated);
+        }
+        Ok(rejected)
+    }
+
+    /// Takes the result changes produced so far, oldest first.
+    pub fn drain(&mut self) -> Vec<ResultChange> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// The complete state as bytes. Call after [`Pipeline::flush`] and [`Pipeline::drain`]:
+    /// records still queued or changes not yet drained belong to no snapshot, and asking
+    /// for one then is an error rather than a silent loss.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        if self.sources.iter().any(|s| !s.pending.is_empty()) {
+            return Err(Error::Snapshot("records are queued: flush before snapshot".into()));
+        }
+        if !self.output.is_empty() {
+            return Err(Error::Snapshot(
+                "result changes are waiting: drain before snapshot".into(),
+            ));
+        }
+        let operators = self
+            .root
+            .operators()
+            .iter()
+            .map(|op| op.snapshot())
+            .collect::<Result<Vec<_>>>()?;
+        let snapshot = SnapshotRef {
+            version: SNAPSHOT_VERSION,
+            spec: &self.spec,
+            started: self.started,
+            stats: self.stats,
+            tables: self
+                .sources
+                .iter()
+                .map(|s| (s.name.as_str(), s.normalizer.state()))
+                .collect(),
+            operators,
+        };
+        let mut bytes =
+            postcard::to_allocvec(&snapshot).map_err(|e| Error::Snapshot(e.to_string()))?;
+        let checksum = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        Ok(bytes)
+    }
+
+    /// Rebuilds a pipeline from [`Pipeline::snapshot`]'s bytes.
+    pub fn restore(bytes: &[u8]) -> Result<Self> {
+        let (body, checksum) = bytes
+            .split_last_chunk::<4>()
+            .ok_or_else(|| Error::Snapshot("too short".into()))?;
+        if crc32fast::hash(body) != u32::from_le_bytes(*checksum) {
+            return Err(Error::Snapshot("checksum mismatch: the bytes are damaged".into()));
+        }
+        let snapshot: Snapshot =
+            postcard::from_bytes(body).map_err(|e| Error::Snapshot(e.to_string()))?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(Error::Snapshot(format!(
+                "version {} is not {SNAPSHOT_VERSION}",
+                snapshot.version
+            )));
+        }
+        let mut pipeline = Pipeline::new(snapshot.spec)?;
+        for (name, state) in snapshot.tables {
+            let source = pipeline
+                .sources
+                .iter_mut()
+                .find(|s| s.name == name)
+                .ok_or_else(|| Error::Snapshot(format!("unknown table `{name}`")))?;
+            source.normalizer.restore(state);
+        }
+        let mut operators = pipeline.root.operators_mut();
+        if operators.len() != snapshot.operators.len() {
+            return Err(Error::Snapshot("operator count differs from the plan".into()));
+        }
+        for (op, state) in operators.iter_mut().zip(&snapshot.operators) {
+            op.restore(state)?;
+        }
+        pipeline.started = snapshot.started;
+        pipeline.stats = snapshot.stats;
+        Ok(pipeline)
+    }
+}
+
+const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    spec: &'a JobSpec,
+    started: bool,
+    stats: Stats,
+    tables: Vec<(&'a str, &'a TableState)>,
+    operators: Vec<Vec<u8>>,
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    version: u32,
+    spec: JobSpec,
+    started: bool,
+    stats: Stats,
+    tables: Vec<(String, TableState)>,
+    operators: Vec<Vec<u8>>,
+}
