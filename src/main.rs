@@ -1,1 +1,39 @@
-fn main() {}
+//! `eddy`: runs an incremental SQL job over Debezium change events.
+//!
+//! `eddy run` reads Kafka records as JSON lines from a file (or stdin), keeps the query's
+//! result exact as they arrive, and writes each net change of the result to stdout.
+
+mod run;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "eddy",
+    version,
+    about = "Incremental aggregate SQL over Debezium changelogs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a query over Debezium records read from a JSON-lines file.
+    Run(run::RunArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eddy: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

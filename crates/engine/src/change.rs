@@ -25,7 +25,10 @@ impl ChangeBatch {
     }
 
     pub fn empty(schema: SchemaRef) -> Self {
-        Self::new(RecordBatch::new_empty(schema), Int64Array::from(Vec::<i64>::new()))
+        Self::new(
+            RecordBatch::new_empty(schema),
+            Int64Array::from(Vec::<i64>::new()),
+        )
     }
 
     /// A batch from columns and weights, checked against the schema.
@@ -100,4 +103,3 @@ impl ChangeBatch {
         self.data.column(i)
     }
 }
-

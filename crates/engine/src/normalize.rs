@@ -73,7 +73,11 @@ impl Normalizer {
     /// `schema` holds the kept columns; `key_positions` the primary key among them (empty when
     /// the table has none).
     pub fn new(table: &str, schema: SchemaRef, key_positions: Vec<usize>) -> Result<Self> {
-        let types: Vec<_> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         let key_types = key_positions.iter().map(|&p| types[p].clone()).collect();
         let state = if key_positions.is_empty() {
             TableState::Multiset(HashMap::new())

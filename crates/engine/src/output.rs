@@ -30,7 +30,9 @@ impl std::str::FromStr for Format {
         match s {
             "upsert" => Ok(Format::Upsert),
             "debezium" => Ok(Format::Debezium),
-            other => Err(format!("unknown format {other:?} (expected upsert or debezium)")),
+            other => Err(format!(
+                "unknown format {other:?} (expected upsert or debezium)"
+            )),
         }
     }
 }
@@ -139,7 +141,11 @@ pub fn write_value(out: &mut String, value: &ScalarValue) {
         V::Float32(Some(v)) => write_float(out, f64::from(*v)),
         V::Float64(Some(v)) => write_float(out, *v),
         V::Decimal128(Some(v), _, s) => {
-            write!(out, "{}", crate::decimal::format(i256::from_i128(*v), *s as i32))
+            write!(
+                out,
+                "{}",
+                crate::decimal::format(i256::from_i128(*v), *s as i32)
+            )
         }
         V::Decimal256(Some(v), _, s) => write!(out, "{}", crate::decimal::format(*v, *s as i32)),
         V::Utf8(Some(s)) | V::LargeUtf8(Some(s)) | V::Utf8View(Some(s)) => {
@@ -157,8 +163,12 @@ pub fn write_value(out: &mut String, value: &ScalarValue) {
         V::Time32Millisecond(Some(ms)) => write_time(out, i64::from(*ms) * 1_000_000),
         V::Time64Microsecond(Some(us)) => write_time(out, *us * 1_000),
         V::Time64Nanosecond(Some(ns)) => write_time(out, *ns),
-        V::TimestampSecond(Some(v), tz) => write_timestamp(out, v.saturating_mul(1_000_000_000), tz),
-        V::TimestampMillisecond(Some(v), tz) => write_timestamp(out, v.saturating_mul(1_000_000), tz),
+        V::TimestampSecond(Some(v), tz) => {
+            write_timestamp(out, v.saturating_mul(1_000_000_000), tz)
+        }
+        V::TimestampMillisecond(Some(v), tz) => {
+            write_timestamp(out, v.saturating_mul(1_000_000), tz)
+        }
         V::TimestampMicrosecond(Some(v), tz) => write_timestamp(out, v.saturating_mul(1_000), tz),
         V::TimestampNanosecond(Some(v), tz) => write_timestamp(out, *v, tz),
         V::List(list) => {
@@ -190,7 +200,11 @@ fn write_time(out: &mut String, nanos: i64) -> std::fmt::Result {
     }
 }
 
-fn write_timestamp(out: &mut String, nanos: i64, tz: &Option<std::sync::Arc<str>>) -> std::fmt::Result {
+fn write_timestamp(
+    out: &mut String,
+    nanos: i64,
+    tz: &Option<std::sync::Arc<str>>,
+) -> std::fmt::Result {
     let t = chrono::DateTime::from_timestamp_nanos(nanos);
     let zone = if tz.is_some() { "Z" } else { "" };
     write!(out, "\"{}{zone}\"", t.format("%Y-%m-%dT%H:%M:%S%.f"))
@@ -198,7 +212,9 @@ fn write_timestamp(out: &mut String, nanos: i64, tz: &Option<std::sync::Arc<str>
 
 fn write_list(out: &mut String, list: &dyn Array) {
     out.push('[');
-    if let Some(list) = list.as_any().downcast_ref::<datafusion::arrow::array::ListArray>()
+    if let Some(list) = list
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::ListArray>()
         && !list.is_empty()
         && list.is_valid(0)
     {

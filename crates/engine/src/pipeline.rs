@@ -208,7 +208,10 @@ impl Pipeline {
             return Ok(());
         };
         let source = &mut self.sources[index];
-        match source.decoder.decode(record.topic, record.key, record.value) {
+        match source
+            .decoder
+            .decode(record.topic, record.key, record.value)
+        {
             Ok(Some(event)) => {
                 source.pending.push((ordinal, event));
                 Ok(())
@@ -272,7 +275,9 @@ impl Pipeline {
     /// for one then is an error rather than a silent loss.
     pub fn snapshot(&self) -> Result<Vec<u8>> {
         if self.sources.iter().any(|s| !s.pending.is_empty()) {
-            return Err(Error::Snapshot("records are queued: flush before snapshot".into()));
+            return Err(Error::Snapshot(
+                "records are queued: flush before snapshot".into(),
+            ));
         }
         if !self.output.is_empty() {
             return Err(Error::Snapshot(
@@ -310,7 +315,9 @@ impl Pipeline {
             .split_last_chunk::<4>()
             .ok_or_else(|| Error::Snapshot("too short".into()))?;
         if crc32fast::hash(body) != u32::from_le_bytes(*checksum) {
-            return Err(Error::Snapshot("checksum mismatch: the bytes are damaged".into()));
+            return Err(Error::Snapshot(
+                "checksum mismatch: the bytes are damaged".into(),
+            ));
         }
         let snapshot: Snapshot =
             postcard::from_bytes(body).map_err(|e| Error::Snapshot(e.to_string()))?;
@@ -331,7 +338,9 @@ impl Pipeline {
         }
         let mut operators = pipeline.root.operators_mut();
         if operators.len() != snapshot.operators.len() {
-            return Err(Error::Snapshot("operator count differs from the plan".into()));
+            return Err(Error::Snapshot(
+                "operator count differs from the plan".into(),
+            ));
         }
         for (op, state) in operators.iter_mut().zip(&snapshot.operators) {
             op.restore(state)?;

@@ -179,7 +179,11 @@ impl Compiled {
     fn batch_schema(schema: &DFSchema, key: Option<&Vec<FieldRef>>) -> SchemaRef {
         let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
         fields.extend(key.into_iter().flatten().map(|f| {
-            Arc::new(Field::new(format!("__key.{}", f.name()), f.data_type().clone(), true))
+            Arc::new(Field::new(
+                format!("__key.{}", f.name()),
+                f.data_type().clone(),
+                true,
+            ))
         }));
         Arc::new(Schema::new(fields))
     }
@@ -231,9 +235,10 @@ impl Compiler<'_> {
             LogicalPlan::Distinct(_) => Err(Error::not_incremental("DISTINCT ON", None)),
             LogicalPlan::Subquery(_) => Err(Error::not_incremental("subqueries", None)),
             LogicalPlan::Unnest(_) => Err(Error::not_incremental("UNNEST", None)),
-            LogicalPlan::RecursiveQuery(_) => {
-                Err(Error::not_incremental("recursive queries (WITH RECURSIVE)", None))
-            }
+            LogicalPlan::RecursiveQuery(_) => Err(Error::not_incremental(
+                "recursive queries (WITH RECURSIVE)",
+                None,
+            )),
             LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(Error::not_incremental(
                 "a query that reads no source table",
                 None,
@@ -251,7 +256,11 @@ impl Compiler<'_> {
             .map_err(|e| Error::Query(e.strip_backtrace()))
     }
 
-    fn physical_all(&self, exprs: &[Expr], schema: &DFSchema) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+    fn physical_all(
+        &self,
+        exprs: &[Expr],
+        schema: &DFSchema,
+    ) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
         exprs.iter().map(|e| self.physical(e, schema)).collect()
     }
 
@@ -317,7 +326,10 @@ impl Compiler<'_> {
     }
 
     fn aggregate(&self, a: &datafusion::logical_expr::Aggregate) -> Result<Compiled> {
-        if a.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+        if a.group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+        {
             return Err(Error::not_incremental(
                 "GROUPING SETS / ROLLUP / CUBE",
                 None,
@@ -326,8 +338,13 @@ impl Compiler<'_> {
         let input = self.compile(&a.input)?;
         let input_schema = input.schema.as_ref();
         let group_exprs = self.physical_all(&a.group_expr, input_schema)?;
-        let group_fields: Vec<FieldRef> =
-            a.schema.fields().iter().take(a.group_expr.len()).cloned().collect();
+        let group_fields: Vec<FieldRef> = a
+            .schema
+            .fields()
+            .iter()
+            .take(a.group_expr.len())
+            .cloned()
+            .collect();
         let group_codec =
             RowCodec::new(group_fields.iter().map(|f| f.data_type().clone()).collect())?;
         let calls = a
@@ -358,7 +375,9 @@ impl Compiler<'_> {
         output: DataType,
     ) -> Result<AggregateCall> {
         let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(expr) else {
-            return Err(Error::Query(format!("unexpected aggregate expression {expr}")));
+            return Err(Error::Query(format!(
+                "unexpected aggregate expression {expr}"
+            )));
         };
         let name = func.name();
         let function = match name {

@@ -61,21 +61,27 @@ impl Sink {
         }
         let columns = batch.data.columns();
         let (value_columns, key_columns) = columns.split_at(self.visible);
-        let keys = self.keys.encode(key_columns)?;
+        // A global aggregate has no key columns: its one row has the empty key.
+        let keys = (!key_columns.is_empty())
+            .then(|| self.keys.encode(key_columns))
+            .transpose()?;
         let values = self.values.encode(value_columns)?;
         let mut order: Vec<Box<[u8]>> = Vec::new();
         let mut tallies: HashMap<Box<[u8]>, Tally> = HashMap::new();
         for (row, &weight) in batch.weights.values().iter().enumerate() {
-            let key = keys.row(row);
-            let tally = match tallies.get_mut(key.as_ref()) {
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
+            let tally = match tallies.get_mut(key) {
                 Some(t) => t,
                 None => {
-                    order.push(key.as_ref().into());
-                    tallies.entry(key.as_ref().into()).or_default()
+                    order.push(key.into());
+                    tallies.entry(key.into()).or_default()
                 }
             };
             let value = values.row(row);
-            match tally.iter_mut().find(|(v, _, _)| v.as_ref() == value.as_ref()) {
+            match tally
+                .iter_mut()
+                .find(|(v, _, _)| v.as_ref() == value.as_ref())
+            {
                 Some((_, _, w)) => *w += weight,
                 None => tally.push((value.as_ref().into(), row, weight)),
             }

@@ -107,7 +107,10 @@ fn check(table: &TableDef, column: &ColumnDef, hint: &FieldHint) -> Result<(), S
             column.field,
             column.data_type,
             t,
-            hint.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+            hint.name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         ))
     }
 }

@@ -143,7 +143,9 @@ impl TableDecoder {
         let before = image(&wire.before, "before")?;
         let after = image(&wire.after, "after")?;
         let key = match key {
-            Some(key) if op == Op::Delete && before.is_none() => self.key_image(key).map_err(fail)?,
+            Some(key) if op == Op::Delete && before.is_none() => {
+                self.key_image(key).map_err(fail)?
+            }
             _ => None,
         };
         let needs_after = matches!(op, Op::Read | Op::Create | Op::Update);
@@ -196,9 +198,8 @@ impl TableDecoder {
                 value::Decoded::Value(v) => values.push(v),
                 value::Decoded::Unavailable => {
                     unavailable.push(pos);
-                    values.push(
-                        ScalarValue::try_from(&column.data_type).map_err(|e| e.to_string())?,
-                    );
+                    values
+                        .push(ScalarValue::try_from(&column.data_type).map_err(|e| e.to_string())?);
                 }
             }
         }

@@ -230,7 +230,9 @@ fn decimal_value(
     if decimal::fits_precision(value, precision) {
         Ok(value)
     } else {
-        Err(format!("decimal {json} does not fit decimal({precision},{scale})"))
+        Err(format!(
+            "decimal {json} does not fit decimal({precision},{scale})"
+        ))
     }
 }
 
@@ -244,7 +246,11 @@ fn variable_scale(
         .and_then(Value::as_i64)
         .and_then(|s| i32::try_from(s).ok())
         .ok_or("variable-scale decimal without an integer `scale`")?;
-    let bytes = binary(fields.get("value").ok_or("variable-scale decimal without `value`")?)?;
+    let bytes = binary(
+        fields
+            .get("value")
+            .ok_or("variable-scale decimal without `value`")?,
+    )?;
     let unscaled = decimal::from_be_bytes(&bytes).ok_or("decimal bytes exceed 256 bits")?;
     Ok(decimal::rescale(unscaled, source_scale, scale))
 }
@@ -260,11 +266,7 @@ fn date(json: &Value) -> Result<i32, String> {
 }
 
 /// The unit an integer temporal value was sent in, from its semantic type or the options.
-fn sent_unit(
-    hint: Option<&FieldHint>,
-    column_unit: TimeUnit,
-    options: &DecodeOptions,
-) -> TimeUnit {
+fn sent_unit(hint: Option<&FieldHint>, column_unit: TimeUnit, options: &DecodeOptions) -> TimeUnit {
     match hint.and_then(|h| h.name.as_deref()) {
         Some("io.debezium.time.MicroTime" | "io.debezium.time.MicroTimestamp") => {
             TimeUnit::Microsecond

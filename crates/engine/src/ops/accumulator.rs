@@ -129,7 +129,10 @@ impl SumValue {
 pub enum Accumulator {
     /// Weighted count of non-null inputs.
     Count(i64),
-    Sum { sum: SumValue, count: i64 },
+    Sum {
+        sum: SumValue,
+        count: i64,
+    },
     /// Value bytes → multiplicity, sorted like the values.
     Ordered(BTreeMap<RowBytes, i64>),
     Distinct {
@@ -230,7 +233,11 @@ impl Accumulator {
                     inner.update_distinct(spec, value, if entering { 1 } else { -1 })?;
                 }
             }
-            _ => return Err(Error::Query("aggregate state does not match its input".into())),
+            _ => {
+                return Err(Error::Query(
+                    "aggregate state does not match its input".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -316,7 +323,9 @@ fn average(spec: &Spec, sum: SumValue, count: i64) -> Result<ScalarValue> {
             .ok_or_else(|| Error::Query("AVG scale out of range".into()))
     };
     Ok(match (&spec.output, sum) {
-        (DataType::Float64, SumValue::Int(v)) => ScalarValue::Float64(Some(v as f64 / count as f64)),
+        (DataType::Float64, SumValue::Int(v)) => {
+            ScalarValue::Float64(Some(v as f64 / count as f64))
+        }
         (DataType::Float64, SumValue::Float(v)) => ScalarValue::Float64(Some(v / count as f64)),
         (DataType::Decimal128(p, s), SumValue::Int(v)) => {
             let factor = scale_up(*s)?.to_i128().unwrap_or(i128::MAX);

@@ -117,9 +117,15 @@ impl AggregateOp {
                 let mask = match &call.filter {
                     Some(filter) => {
                         let mask = filter.evaluate(&input.data)?.into_array(rows)?;
-                        let mask = mask.as_any().downcast_ref::<BooleanArray>()
+                        let mask = mask
+                            .as_any()
+                            .downcast_ref::<BooleanArray>()
                             .ok_or_else(|| Error::Query("FILTER clause is not boolean".into()))?;
-                        Some((0..rows).map(|i| mask.is_valid(i) && mask.value(i)).collect())
+                        Some(
+                            (0..rows)
+                                .map(|i| mask.is_valid(i) && mask.value(i))
+                                .collect(),
+                        )
                     }
                     None => None,
                 };
@@ -135,7 +141,8 @@ impl AggregateOp {
         let keys: Vec<ArrayRef> = if self.is_global() {
             Vec::new()
         } else {
-            self.group_codec.decode(changes.iter().map(|(k, _, _)| k.as_ref()))?
+            self.group_codec
+                .decode(changes.iter().map(|(k, _, _)| k.as_ref()))?
         };
         let mut columns = keys.clone();
         for i in 0..self.calls.len() {
@@ -199,8 +206,11 @@ impl Operator for AggregateOp {
                     .ok_or_else(|| Error::Query("group vanished".into()))?;
                 let weight = weights[row];
                 group.rows += weight;
-                for ((call, (arg, mask)), acc) in
-                    self.calls.iter().zip(&prepared).zip(&mut group.accumulators)
+                for ((call, (arg, mask)), acc) in self
+                    .calls
+                    .iter()
+                    .zip(&prepared)
+                    .zip(&mut group.accumulators)
                 {
                     if mask.as_ref().is_none_or(|m| m[row]) {
                         acc.update(&call.spec, arg, row, weight)?;
