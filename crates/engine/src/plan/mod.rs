@@ -9,11 +9,12 @@
 //! Projection pushdown decides the state: a source keeps only the columns its scans read,
 //! plus its primary key.
 
+mod context;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
-use datafusion::catalog::empty::EmptyTable;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::execution::context::SessionState;
@@ -54,9 +55,8 @@ pub struct Plan {
 
 /// Plans `sql` over `catalog` into an incremental plan, or says what makes it impossible.
 pub fn plan(catalog: &Catalog, sql: &str) -> Result<Plan> {
-    let state = session(catalog)?;
-    let logical = futures::executor::block_on(state.create_logical_plan(sql))
-        .map_err(|e| Error::Query(e.strip_backtrace()))?;
+    let state = session();
+    let logical = logical_plan(&state, catalog, sql)?;
     refuse_time_dependent(&logical)?;
     let optimized = state
         .optimize(&logical)
@@ -82,19 +82,27 @@ pub fn plan(catalog: &Catalog, sql: &str) -> Result<Plan> {
     })
 }
 
-fn session(catalog: &Catalog) -> Result<SessionState> {
+fn session() -> SessionState {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
     // Its rewrite of COUNT(DISTINCT x) into two aggregations is right, but the distinct
     // multiset per group that the aggregate keeps is smaller state.
     ctx.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
-    for table in &catalog.tables {
-        ctx.register_table(
-            table.name.as_str(),
-            Arc::new(EmptyTable::new(table.arrow_schema())),
-        )
-        .map_err(|e| Error::Query(e.strip_backtrace()))?;
-    }
-    Ok(ctx.state())
+    ctx.state()
+}
+
+/// Parses one SQL statement and plans it against the catalog.
+fn logical_plan(state: &SessionState, catalog: &Catalog, sql: &str) -> Result<LogicalPlan> {
+    let query_error = |e: datafusion::error::DataFusionError| Error::Query(e.strip_backtrace());
+    let dialect = state.config_options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect).map_err(query_error)?;
+    let context = context::Context::new(state, catalog);
+    let options = datafusion::sql::planner::ParserOptions {
+        enable_ident_normalization: state.config_options().sql_parser.enable_ident_normalization,
+        ..Default::default()
+    };
+    datafusion::sql::planner::SqlToRel::new_with_options(&context, options)
+        .statement_to_plan(statement)
+        .map_err(query_error)
 }
 
 /// Refuses functions whose value depends on when they are evaluated (`now()`, `random()`):

@@ -1,0 +1,197 @@
+//! Test support: a reference database model, DataFusion batch answers, and folding of Eddy's
+//! output, so incremental results can be checked against a batch recomputation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use eddy_engine::schema::{Catalog, TableDef};
+use eddy_engine::{ChangeKind, ResultChange};
+
+/// What a database holds: every table's current rows (all columns, in declaration order).
+/// It is maintained with the database's own semantics, never from Debezium's images.
+pub struct Model {
+    pub catalog: Catalog,
+    pub tables: HashMap<String, Vec<Vec<ScalarValue>>>,
+}
+
+impl Model {
+    pub fn new(catalog: Catalog) -> Self {
+        let tables = catalog
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), Vec::new()))
+            .collect();
+        Self { catalog, tables }
+    }
+
+    pub fn table(&self, name: &str) -> &TableDef {
+        self.catalog.table(name).expect("table in catalog")
+    }
+
+    fn key_of(&self, table: &str, row: &[ScalarValue]) -> Vec<ScalarValue> {
+        self.table(table)
+            .primary_key
+            .iter()
+            .map(|&i| row[i].clone())
+            .collect()
+    }
+
+    /// Inserts or replaces the row with the same primary key.
+    pub fn upsert(&mut self, table: &str, row: Vec<ScalarValue>) {
+        let key = self.key_of(table, &row);
+        self.delete(table, &key);
+        self.tables.get_mut(table).expect("table").push(row);
+    }
+
+    /// Deletes the row with this primary key, if any.
+    pub fn delete(&mut self, table: &str, key: &[ScalarValue]) {
+        let pk = self.table(table).primary_key.clone();
+        let rows = self.tables.get_mut(table).expect("table");
+        rows.retain(|r| pk.iter().zip(key).any(|(&i, k)| &r[i] != k));
+    }
+
+    /// Appends a row (tables without a primary key).
+    pub fn append(&mut self, table: &str, row: Vec<ScalarValue>) {
+        self.tables.get_mut(table).expect("table").push(row);
+    }
+
+    /// Removes one row equal to `row` (tables without a primary key).
+    pub fn remove_one(&mut self, table: &str, row: &[ScalarValue]) {
+        let rows = self.tables.get_mut(table).expect("table");
+        if let Some(at) = rows.iter().position(|r| r.as_slice() == row) {
+            rows.remove(at);
+        }
+    }
+
+    pub fn truncate(&mut self, table: &str) {
+        self.tables.get_mut(table).expect("table").clear();
+    }
+
+    /// The query's answer over the current rows, computed by DataFusion in batch.
+    pub fn batch_query(&self, sql: &str) -> Result<Vec<Vec<ScalarValue>>, String> {
+        let config = SessionConfig::new().with_target_partitions(1);
+        let ctx = SessionContext::new_with_config(config);
+        for table in &self.catalog.tables {
+            let schema = table.arrow_schema();
+            let rows = &self.tables[&table.name];
+            let columns = (0..table.columns.len())
+                .map(|c| {
+                    if rows.is_empty() {
+                        Ok(datafusion::arrow::array::new_empty_array(
+                            schema.field(c).data_type(),
+                        ))
+                    } else {
+                        ScalarValue::iter_to_array(rows.iter().map(|r| r[c].clone()))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let batch = RecordBatch::try_new_with_options(
+                schema.clone(),
+                columns,
+                &datafusion::arrow::array::RecordBatchOptions::new()
+                    .with_row_count(Some(rows.len())),
+            )
+            .map_err(|e| e.to_string())?;
+            let provider =
+                MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| e.to_string())?;
+            ctx.register_table(table.name.as_str(), Arc::new(provider))
+                .map_err(|e| e.to_string())?;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let batches = runtime
+            .block_on(async { ctx.sql(sql).await?.collect().await })
+            .map_err(|e| e.to_string())?;
+        let mut rows = Vec::new();
+        for batch in batches {
+            for r in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, r))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// A value as test expectations spell it: NULL, decimals with their scale, floats rounded to
+/// 6 decimals (incremental and batch float sums may differ in the last bits).
+pub fn display(value: &ScalarValue) -> String {
+    match value {
+        v if v.is_null() => "NULL".into(),
+        ScalarValue::Float64(Some(f)) => float(*f),
+        ScalarValue::Float32(Some(f)) => float(f64::from(*f)),
+        ScalarValue::Utf8(Some(s)) => s.clone(),
+        other => {
+            let mut out = String::new();
+            eddy_engine::output::write_value(&mut out, other);
+            out.trim_matches('"').to_string()
+        }
+    }
+}
+
+fn float(f: f64) -> String {
+    let s = format!("{f:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+pub fn display_row(row: &[ScalarValue]) -> Vec<String> {
+    row.iter().map(display).collect()
+}
+
+/// Rows as sorted display strings, for order-insensitive comparison.
+pub fn sorted(rows: impl IntoIterator<Item = Vec<ScalarValue>>) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = rows.into_iter().map(|r| display_row(&r)).collect();
+    out.sort();
+    out
+}
+
+/// The result as a consumer of Eddy's changes sees it: each change applied in order.
+/// Applying also checks the changelog is coherent: a change's `before` is exactly the row
+/// the consumer holds for that key.
+#[derive(Default)]
+pub struct Folded {
+    rows: HashMap<Vec<String>, Vec<ScalarValue>>,
+}
+
+impl Folded {
+    pub fn apply(&mut self, changes: &[ResultChange]) -> Result<(), String> {
+        for change in changes {
+            let key = display_row(&change.key);
+            let held = self.rows.get(&key);
+            match (change.kind, held, &change.before) {
+                (ChangeKind::Insert, None, None) => {}
+                (ChangeKind::Update | ChangeKind::Delete, Some(held), Some(before))
+                    if display_row(held) == display_row(before) => {}
+                _ => {
+                    return Err(format!(
+                        "incoherent change {:?} for key {key:?}: consumer holds {:?}",
+                        change,
+                        held.map(|h| display_row(h))
+                    ));
+                }
+            }
+            match &change.after {
+                Some(after) => self.rows.insert(key, after.clone()),
+                None => self.rows.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        sorted(self.rows.values().cloned())
+    }
+}

@@ -1,0 +1,1 @@
+//! Differential test: random changelogs, folded Eddy output vs DataFusion in batch.

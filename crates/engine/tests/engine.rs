@@ -1,0 +1,6 @@
+//! The engine's integration tests: SQL semantics from `sql/*.slt` and a differential test
+//! against DataFusion in batch.
+
+mod common;
+mod differential;
+mod slt;
