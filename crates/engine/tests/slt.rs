@@ -142,10 +142,17 @@ impl EddyDb {
             .clone();
         let keyed = !def.primary_key.is_empty();
         let stored = |model: &Model, image: &Value| -> Option<Vec<ScalarValue>> {
-            let key = row(&def, image, None).ok()?;
             model.tables[table]
                 .iter()
-                .find(|r| def.primary_key.iter().all(|&i| r[i] == key[i]))
+                .find(|r| {
+                    def.primary_key.iter().all(|&i| {
+                        let column = &def.columns[i];
+                        let json = image.get(&column.name).unwrap_or(&Value::Null);
+                        let decoded =
+                            value::decode(json, &column.data_type, None, &Default::default());
+                        decoded == Ok(Decoded::Value(r[i].clone()))
+                    })
+                })
                 .cloned()
         };
         match op {

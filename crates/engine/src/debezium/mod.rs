@@ -134,9 +134,11 @@ impl TableDecoder {
             None => return Err(fail("not a Debezium change event: no `op`".into())),
         };
         let hints = hints.as_deref().map(Vec::as_slice);
+        // A `before` image may legitimately lack columns (REPLICA IDENTITY DEFAULT sends
+        // the key only); it is only ever read for its key or, when complete, as a retraction.
         let image = |row: &Option<Map<String, Value>>, which: &str| {
             row.as_ref()
-                .map(|row| self.image(row, hints, false))
+                .map(|row| self.image(row, hints, which == "before"))
                 .transpose()
                 .map_err(|e| fail(format!("`{which}`: {e}")))
         };

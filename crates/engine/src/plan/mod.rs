@@ -259,6 +259,17 @@ impl Compiler<'_> {
     }
 
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        let has_subquery = expr
+            .exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+                ))
+            })
+            .unwrap_or(false);
+        if has_subquery {
+            return Err(Error::not_incremental("subqueries", None));
+        }
         self.state
             .create_physical_expr(expr.clone(), schema)
             .map_err(|e| Error::Query(e.strip_backtrace()))
