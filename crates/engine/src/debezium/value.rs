@@ -376,3 +376,201 @@ fn kind(json: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hint(connect_type: &str, name: Option<&str>, scale: Option<i32>) -> FieldHint {
+        FieldHint {
+            connect_type: connect_type.into(),
+            name: name.map(str::to_string),
+            scale,
+        }
+    }
+
+    fn value(json: Value, data_type: DataType, hint: Option<&FieldHint>) -> ScalarValue {
+        match decode(&json, &data_type, hint, &DecodeOptions::default()) {
+            Ok(Decoded::Value(v)) => v,
+            other => panic!("{json} as {data_type}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decimals_in_every_mode() {
+        let t = DataType::Decimal128(12, 2);
+        let precise = hint(
+            "bytes",
+            Some("org.apache.kafka.connect.data.Decimal"),
+            Some(2),
+        );
+        let expected = ScalarValue::Decimal128(Some(1999), 12, 2);
+        assert_eq!(value(json!("B88="), t.clone(), Some(&precise)), expected);
+        assert_eq!(value(json!("B88="), t.clone(), None), expected);
+        assert_eq!(value(json!("19.99"), t.clone(), None), expected);
+        assert_eq!(value(json!(19.99), t.clone(), None), expected);
+        let variable = json!({"scale": 3, "value": "ThY="});
+        assert_eq!(value(variable, t.clone(), None), expected);
+        let wide = DataType::Decimal256(65, 30);
+        let v = value(json!("0.5"), wide, None);
+        assert_eq!(v.to_string(), "0.500000000000000000000000000000");
+    }
+
+    #[test]
+    fn decimal_that_does_not_fit_is_an_error() {
+        let t = DataType::Decimal128(4, 2);
+        let err = decode(&json!("123.45"), &t, None, &DecodeOptions::default());
+        assert!(err.unwrap_err().contains("does not fit decimal(4,2)"));
+    }
+
+    #[test]
+    fn temporal_units_follow_the_semantic_type() {
+        let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let ts = |v: i64| ScalarValue::TimestampMicrosecond(Some(v), None);
+        let h = |name| hint("int64", Some(name), None);
+        assert_eq!(
+            value(
+                json!(1_000),
+                micros.clone(),
+                Some(&h("io.debezium.time.Timestamp"))
+            ),
+            ts(1_000_000)
+        );
+        assert_eq!(
+            value(
+                json!(1_000),
+                micros.clone(),
+                Some(&h("io.debezium.time.MicroTimestamp"))
+            ),
+            ts(1_000)
+        );
+        assert_eq!(
+            value(
+                json!(1_999),
+                micros.clone(),
+                Some(&h("io.debezium.time.NanoTimestamp"))
+            ),
+            ts(1)
+        );
+        assert_eq!(
+            value(
+                json!(5),
+                micros.clone(),
+                Some(&h("org.apache.kafka.connect.data.Timestamp"))
+            ),
+            ts(5_000)
+        );
+        assert_eq!(value(json!(5), micros.clone(), None), ts(5));
+        assert_eq!(
+            value(json!("1970-01-01T00:00:01.5Z"), micros, None),
+            ts(1_500_000)
+        );
+        let time = DataType::Time64(TimeUnit::Microsecond);
+        let micro_time = hint("int64", Some("io.debezium.time.MicroTime"), None);
+        let milli_time = hint("int32", Some("io.debezium.time.Time"), None);
+        assert_eq!(
+            value(json!(7), time.clone(), Some(&micro_time)),
+            ScalarValue::Time64Microsecond(Some(7))
+        );
+        assert_eq!(
+            value(json!(7), time, Some(&milli_time)),
+            ScalarValue::Time64Microsecond(Some(7_000))
+        );
+        let connect = DecodeOptions {
+            time_precision: TimePrecision::Connect,
+            ..Default::default()
+        };
+        let millis = decode(
+            &json!(7),
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+            None,
+            &connect,
+        );
+        assert_eq!(
+            millis,
+            Ok(Decoded::Value(ScalarValue::TimestampMicrosecond(
+                Some(7_000),
+                None
+            )))
+        );
+        assert_eq!(
+            value(json!(19782), DataType::Date32, None),
+            ScalarValue::Date32(Some(19782))
+        );
+        assert_eq!(
+            value(json!("2024-02-29"), DataType::Date32, None),
+            ScalarValue::Date32(Some(19782))
+        );
+    }
+
+    #[test]
+    fn zoned_timestamps_become_utc_instants() {
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let v = value(json!("2024-02-29T13:45:30.123456+02:00"), utc, None);
+        assert_eq!(
+            v,
+            ScalarValue::TimestampMicrosecond(Some(1_709_207_130_123_456), Some("UTC".into()))
+        );
+    }
+
+    #[test]
+    fn unavailable_placeholders_in_every_shape() {
+        let opts = DecodeOptions::default();
+        for (json, t) in [
+            (json!(UNAVAILABLE), DataType::Utf8),
+            (json!(unavailable_base64()), DataType::Binary),
+            (
+                json!([UNAVAILABLE]),
+                DataType::new_list(DataType::Int32, true),
+            ),
+        ] {
+            assert_eq!(decode(&json, &t, None, &opts), Ok(Decoded::Unavailable));
+        }
+    }
+
+    #[test]
+    fn other_types() {
+        assert_eq!(
+            value(json!("3q2+7wD/"), DataType::Binary, None),
+            ScalarValue::Binary(Some(vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff]))
+        );
+        assert_eq!(
+            value(json!(1), DataType::Boolean, None),
+            ScalarValue::Boolean(Some(true))
+        );
+        assert_eq!(
+            value(json!("NaN"), DataType::Float64, None).to_string(),
+            "NaN"
+        );
+        let list = value(
+            json!([1, null, 4]),
+            DataType::new_list(DataType::Int32, true),
+            None,
+        );
+        assert_eq!(list.to_string(), "[1, , 4]");
+        assert_eq!(
+            value(Value::Null, DataType::Int32, None),
+            ScalarValue::Int32(None)
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_name_what_was_expected() {
+        let opts = DecodeOptions::default();
+        let err = |json: Value, t: DataType| decode(&json, &t, None, &opts).unwrap_err();
+        assert_eq!(
+            err(json!("x"), DataType::Int32),
+            "expected an integer, found a string"
+        );
+        assert_eq!(
+            err(json!(70000), DataType::Int16),
+            "integer 70000 is out of the column's range"
+        );
+        assert_eq!(
+            err(json!(1), DataType::Utf8),
+            "expected a string, found a number"
+        );
+        assert!(err(json!("not-a-date"), DataType::Date32).starts_with("invalid date"));
+    }
+}

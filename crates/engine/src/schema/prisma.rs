@@ -776,7 +776,8 @@ impl<'a> Scope<'a> {
             name: mapped_name(&field.attrs, &field.name)?,
             field: field.name.clone(),
             data_type,
-            nullable: field.arity == Arity::Optional,
+            // Prisma cannot mark a list optional, but the array column behind it can be NULL.
+            nullable: field.arity != Arity::Required,
         }))
     }
 
@@ -1414,8 +1415,8 @@ view ActiveUser {
                     column("email_address", "email", DataType::Utf8, false),
                     column("name", "name", DataType::Utf8, true),
                     column("role", "role", DataType::Utf8, false),
-                    column("tags", "tags", list_of(DataType::Utf8), false),
-                    column("scores", "scores", list_of(DataType::Int32), false),
+                    column("tags", "tags", list_of(DataType::Utf8), true),
+                    column("scores", "scores", list_of(DataType::Int32), true),
                     column("created_at", "createdAt", millis(false), false),
                     column("updated_at", "updatedAt", millis(false), false),
                 ],

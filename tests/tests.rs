@@ -1,0 +1,9 @@
+//! Eddy's integration tests, in one test binary (each module is a topic).
+//!
+//! They need PostgreSQL's server programs (Debian's `postgresql` package: the newest
+//! `/usr/lib/postgresql/*/bin`, or `EDDY_PG_BIN`); as root they run them as the `postgres` user.
+
+mod support;
+
+mod cli;
+mod pg_app;
