@@ -111,10 +111,11 @@ impl Normalizer {
     pub fn apply(&mut self, events: Vec<Event>) -> Result<(ChangeBatch, Vec<Rejected>)> {
         let mut out = Changes::default();
         let mut rejected = Vec::new();
-        for (index, event) in events.into_iter().enumerate() {
+        let encoded = self.encode(&events)?;
+        for (index, (event, encoded)) in events.into_iter().zip(encoded).enumerate() {
             let result = match &self.state {
-                TableState::Keyed(_) => self.apply_keyed(event, &mut out),
-                TableState::Multiset(_) => self.apply_multiset(event, &mut out),
+                TableState::Keyed(_) => self.apply_keyed(event, encoded, &mut out),
+                TableState::Multiset(_) => self.apply_multiset(event, encoded, &mut out),
             };
             if let Err(error) = result {
                 rejected.push(Rejected { index, error });
@@ -138,25 +139,75 @@ impl Normalizer {
         Error::event(&self.topic_table, message)
     }
 
-    fn key_of(&self, image: &Image) -> Result<RowBytes> {
-        let key: Vec<ScalarValue> = self
+    /// Every image of a batch as row bytes, encoded column-wise in one pass (encoding rows
+    /// one by one costs more than the rest of the normalizer).
+    fn encode(&self, events: &[Event]) -> Result<Vec<Encoded>> {
+        let mut images: Vec<&Image> = Vec::with_capacity(events.len() * 2);
+        fn slot<'a>(image: Option<&'a Image>, images: &mut Vec<&'a Image>) -> Option<usize> {
+            image.map(|image| {
+                images.push(image);
+                images.len() - 1
+            })
+        }
+        let mut slots = Vec::with_capacity(events.len());
+        for event in events {
+            let before = slot(event.before.as_ref().or(event.key.as_ref()), &mut images);
+            let after = slot(event.after.as_ref(), &mut images);
+            slots.push((before, after));
+        }
+        let columns = (0..self.schema.fields().len())
+            .map(|c| {
+                if images.is_empty() {
+                    Ok(datafusion::arrow::array::new_empty_array(
+                        self.schema.field(c).data_type(),
+                    ))
+                } else {
+                    ScalarValue::iter_to_array(images.iter().map(|image| image.values[c].clone()))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_columns: Vec<_> = self
             .key_positions
             .iter()
-            .map(|&p| image.values[p].clone())
+            .map(|&p| columns[p].clone())
             .collect();
-        if key.iter().any(ScalarValue::is_null) {
-            return Err(self.fail("primary key column is null"));
-        }
-        self.keys.encode_scalars(&key)
+        let rows = self.rows.encode_all(&columns, images.len())?;
+        let keys = self.keys.encode_all(&key_columns, images.len())?;
+        let encoded = |slot: Option<usize>| {
+            slot.map(|i| EncodedImage {
+                row: rows[i].clone(),
+                key: keys[i].clone(),
+            })
+        };
+        Ok(slots
+            .into_iter()
+            .map(|(before, after)| Encoded {
+                before: encoded(before),
+                after: encoded(after),
+            })
+            .collect())
     }
 
-    fn apply_keyed(&mut self, event: Event, out: &mut Changes) -> Result<()> {
+    fn check_key(&self, image: &Image) -> Result<()> {
+        if self
+            .key_positions
+            .iter()
+            .any(|&p| image.values[p].is_null())
+        {
+            return Err(self.fail("primary key column is null"));
+        }
+        Ok(())
+    }
+
+    fn apply_keyed(&mut self, event: Event, encoded: Encoded, out: &mut Changes) -> Result<()> {
         match event.op {
             Op::Read | Op::Create | Op::Update => {
-                let Some(mut after) = event.after else {
+                let (Some(mut after), Some(encoded_after)) = (event.after, encoded.after) else {
                     return Err(self.fail("change without an `after` image"));
                 };
-                let key = self.key_of(&after)?;
+                self.check_key(&after)?;
+                let key = encoded_after.key;
+                let mut row = encoded_after.row;
                 let TableState::Keyed(rows) = &self.state else {
                     return Ok(());
                 };
@@ -171,14 +222,15 @@ impl Normalizer {
                     for &p in &after.unavailable {
                         after.values[p] = stored[p].clone();
                     }
+                    row = self.rows.encode_scalars(&after.values)?;
                 }
-                let moved_from = match event.before.as_ref() {
-                    Some(before) if event.op == Op::Update => {
-                        Some(self.key_of(before)?).filter(|old| *old != key)
+                let moved_from = match (event.before.as_ref(), encoded.before) {
+                    (Some(before), Some(encoded_before)) if event.op == Op::Update => {
+                        self.check_key(before)?;
+                        Some(encoded_before.key).filter(|old| *old != key)
                     }
                     _ => None,
                 };
-                let row = self.rows.encode_scalars(&after.values)?;
                 let TableState::Keyed(rows) = &mut self.state else {
                     return Ok(());
                 };
@@ -195,11 +247,13 @@ impl Normalizer {
                 }
             }
             Op::Delete => {
-                let image = event
-                    .before
-                    .or(event.key)
-                    .ok_or_else(|| self.fail("delete without a key"))?;
-                let key = self.key_of(&image)?;
+                let (Some(image), Some(encoded_before)) =
+                    (event.before.as_ref().or(event.key.as_ref()), encoded.before)
+                else {
+                    return Err(self.fail("delete without a key"));
+                };
+                self.check_key(image)?;
+                let key = encoded_before.key;
                 if let TableState::Keyed(rows) = &mut self.state
                     && let Some(old) = rows.remove(&key)
                 {
@@ -217,7 +271,7 @@ impl Normalizer {
         Ok(())
     }
 
-    fn apply_multiset(&mut self, event: Event, out: &mut Changes) -> Result<()> {
+    fn apply_multiset(&mut self, event: Event, encoded: Encoded, out: &mut Changes) -> Result<()> {
         let needs_before = matches!(event.op, Op::Update | Op::Delete);
         let before = match event.before {
             Some(before) if before.unavailable.is_empty() => Some(before),
@@ -229,25 +283,21 @@ impl Normalizer {
             }
             _ => None,
         };
-        let after = match event.after {
-            Some(after) if !after.unavailable.is_empty() => {
+        let encoded_after = match (event.after, encoded.after) {
+            (Some(mut after), Some(_)) if !after.unavailable.is_empty() => {
                 let Some(before) = before.as_ref() else {
                     return Err(self.fail("unchanged TOAST value without a `before` image"));
                 };
-                let mut after = after;
                 for &p in &after.unavailable {
                     after.values[p] = before.values[p].clone();
                 }
-                Some(after)
+                Some(self.rows.encode_scalars(&after.values)?)
             }
-            other => other,
-        };
-        let encoded_before = match &before {
-            Some(b) if needs_before => Some(self.rows.encode_scalars(&b.values)?),
+            (_, encoded) if event.op != Op::Delete => encoded.map(|e| e.row),
             _ => None,
         };
-        let encoded_after = match &after {
-            Some(a) if event.op != Op::Delete => Some(self.rows.encode_scalars(&a.values)?),
+        let encoded_before = match encoded.before {
+            Some(b) if needs_before && before.is_some() => Some(b.row),
             _ => None,
         };
         let TableState::Multiset(rows) = &mut self.state else {
@@ -274,6 +324,18 @@ impl Normalizer {
         }
         Ok(())
     }
+}
+
+/// An image's row and key bytes.
+struct EncodedImage {
+    row: RowBytes,
+    key: RowBytes,
+}
+
+/// An event's images as bytes: `before` holds the Kafka key's image when `before` is absent.
+struct Encoded {
+    before: Option<EncodedImage>,
+    after: Option<EncodedImage>,
 }
 
 /// Row changes collected during one `apply`.

@@ -39,6 +39,16 @@ impl RowCodec {
         Ok(self.converter.convert_columns(columns)?)
     }
 
+    /// Encodes `num_rows` rows of these columns, each into its own bytes; with no columns
+    /// every row is empty bytes.
+    pub fn encode_all(&self, columns: &[ArrayRef], num_rows: usize) -> Result<Vec<RowBytes>> {
+        if self.types.is_empty() {
+            return Ok(vec![RowBytes::default(); num_rows]);
+        }
+        let rows = self.encode(columns)?;
+        Ok(rows.iter().map(|row| row.as_ref().into()).collect())
+    }
+
     /// Decodes rows (bytes this codec produced) back into columns.
     pub fn decode<'a>(&self, rows: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>> {
         if self.types.is_empty() {

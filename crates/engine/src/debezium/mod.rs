@@ -8,14 +8,15 @@
 pub mod inline_schema;
 pub mod value;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::schema::TableDef;
@@ -67,9 +68,48 @@ struct Wire<'a> {
     schema: Option<&'a RawValue>,
     #[serde(borrow)]
     payload: Option<&'a RawValue>,
-    before: Option<Map<String, Value>>,
-    after: Option<Map<String, Value>>,
+    #[serde(borrow)]
+    before: Option<RawImage<'a>>,
+    #[serde(borrow)]
+    after: Option<RawImage<'a>>,
     op: Option<String>,
+}
+
+/// A row image's fields borrowed from the message: a value stays raw JSON until a column the
+/// job reads asks for it, so the columns it does not read cost a scan and no allocation.
+struct RawImage<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl RawImage<'_> {
+    fn get(&self, name: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+/// A field name, borrowed unless it holds escapes.
+#[derive(Deserialize)]
+struct FieldName<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawImage<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
+            type Value = RawImage<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a row image object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<RawImage<'a>, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(FieldName(name)) = map.next_key()? {
+                    fields.push((name, map.next_value()?));
+                }
+                Ok(RawImage(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
 }
 
 /// Decodes the records of one table, reading only some of its columns.
@@ -136,7 +176,7 @@ impl TableDecoder {
         let hints = hints.as_deref().map(Vec::as_slice);
         // A `before` image may legitimately lack columns (REPLICA IDENTITY DEFAULT sends
         // the key only); it is only ever read for its key or, when complete, as a retraction.
-        let image = |row: &Option<Map<String, Value>>, which: &str| {
+        let image = |row: &Option<RawImage>, which: &str| {
             row.as_ref()
                 .map(|row| self.image(row, hints, which == "before"))
                 .transpose()
@@ -179,7 +219,7 @@ impl TableDecoder {
 
     fn image(
         &self,
-        row: &Map<String, Value>,
+        row: &RawImage,
         hints: Option<&[Option<FieldHint>]>,
         partial: bool,
     ) -> Result<Image, String> {
@@ -189,8 +229,12 @@ impl TableDecoder {
             let column = &self.table.columns[i];
             let hint = hints.and_then(|h| h.get(pos)).and_then(Option::as_ref);
             let decoded = match row.get(&column.name) {
-                Some(json) => value::decode(json, &column.data_type, hint, &self.options)
-                    .map_err(|e| format!("column `{}`: {e}", column.name))?,
+                Some(raw) => {
+                    let json: Value = serde_json::from_str(raw.get())
+                        .map_err(|e| format!("column `{}`: {e}", column.name))?;
+                    value::decode(&json, &column.data_type, hint, &self.options)
+                        .map_err(|e| format!("column `{}`: {e}", column.name))?
+                }
                 None if column.nullable || partial => value::Decoded::Value(
                     ScalarValue::try_from(&column.data_type).map_err(|e| e.to_string())?,
                 ),
@@ -213,17 +257,16 @@ impl TableDecoder {
 
     /// The Kafka key as a partial image, used when a delete comes without `before`.
     fn key_image(&self, key: &[u8]) -> Result<Option<Image>, String> {
-        let json: Value =
-            serde_json::from_slice(key).map_err(|e| format!("key is not JSON: {e}"))?;
-        let row = match json {
-            Value::Object(mut m) if m.contains_key("payload") => match m.remove("payload") {
-                Some(Value::Object(inner)) => inner,
-                _ => return Ok(None),
-            },
-            Value::Object(m) => m,
-            _ => return Ok(None),
+        let Ok(outer) = serde_json::from_slice::<RawImage>(key) else {
+            return Ok(None);
         };
-        self.image(&row, None, true).map(Some)
+        match outer.get("payload") {
+            Some(payload) => match serde_json::from_str::<RawImage>(payload.get()) {
+                Ok(inner) => self.image(&inner, None, true).map(Some),
+                Err(_) => Ok(None),
+            },
+            None => self.image(&outer, None, true).map(Some),
+        }
     }
 }
 
