@@ -80,25 +80,6 @@ impl ChangeBatch {
         Ok(Self::new(data, self.weights.clone()))
     }
 
-    /// Concatenates batches of one schema.
-    pub fn concat(schema: SchemaRef, batches: &[ChangeBatch]) -> Result<Self> {
-        match batches {
-            [] => Ok(Self::empty(schema)),
-            [one] => Ok(one.clone()),
-            many => {
-                let data = datafusion::arrow::compute::concat_batches(
-                    &schema,
-                    many.iter().map(|b| &b.data),
-                )?;
-                let weights: Vec<i64> = many
-                    .iter()
-                    .flat_map(|b| b.weights.values().iter().copied())
-                    .collect();
-                Ok(Self::new(data, Int64Array::from(weights)))
-            }
-        }
-    }
-
     pub fn column(&self, i: usize) -> &ArrayRef {
         self.data.column(i)
     }

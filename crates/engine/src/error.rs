@@ -68,9 +68,4 @@ impl Error {
             detail,
         }
     }
-
-    /// Whether the error concerns a single event (and the pipeline may go on without it).
-    pub fn is_event_error(&self) -> bool {
-        matches!(self, Error::Event { .. })
-    }
 }

@@ -63,10 +63,6 @@ impl Encoder {
         }
     }
 
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     pub fn encode(&self, change: &ResultChange) -> Encoded {
         let key = object(&self.key_names, &change.key);
         let row = |r: &Option<Vec<ScalarValue>>| r.as_ref().map(|r| object(&self.value_names, r));

@@ -133,10 +133,6 @@ impl TableDecoder {
         }
     }
 
-    pub fn columns(&self) -> &[usize] {
-        &self.columns
-    }
-
     /// Decodes one record; `Ok(None)` for a tombstone (a null value), which carries nothing
     /// the preceding delete did not.
     pub fn decode(
