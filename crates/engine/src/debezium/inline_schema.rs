@@ -49,10 +49,9 @@ pub fn resolve(
 ) -> Result<Vec<Option<FieldHint>>, String> {
     let envelope: ConnectSchema =
         serde_json::from_str(raw).map_err(|e| format!("unreadable inline schema: {e}"))?;
-    let row = envelope
-        .fields
-        .iter()
-        .find(|f| f.field == "after" || f.field == "before")
+    let named = |name: &str| envelope.fields.iter().find(|f| f.field == name);
+    let row = named("after")
+        .or_else(|| named("before"))
         .ok_or("inline schema has no `before`/`after` struct")?;
     columns
         .iter()
@@ -112,5 +111,55 @@ fn check(table: &TableDef, column: &ColumnDef, hint: &FieldHint) -> Result<(), S
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Catalog;
+
+    const SCHEMA: &str = r#"{"type":"struct","fields":[
+        {"type":"struct","optional":true,"field":"before","fields":[]},
+        {"type":"struct","optional":true,"field":"after","fields":[
+            {"type":"int32","optional":false,"field":"id"},
+            {"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal",
+             "parameters":{"scale":"2","connect.decimal.precision":"12"},"field":"amount"},
+            {"type":"string","optional":true,"field":"status"}]},
+        {"type":"string","optional":false,"field":"op"}]}"#;
+
+    fn table(prisma_fields: &str) -> TableDef {
+        let source =
+            format!("model Order {{\n id Int @id\n {prisma_fields}\n @@map(\"orders\")\n}}");
+        Catalog::from_prisma(&source).unwrap().tables.remove(0)
+    }
+
+    #[test]
+    fn hints_carry_semantic_type_and_scale() {
+        let table = table("amount Decimal? @db.Decimal(12, 2)\n missing String?");
+        let hints = resolve(SCHEMA, &table, &[0, 1, 2]).unwrap();
+        assert_eq!(hints[0].as_ref().unwrap().connect_type, "int32");
+        let amount = hints[1].as_ref().unwrap();
+        assert_eq!(amount.connect_type, "bytes");
+        assert_eq!(
+            amount.name.as_deref(),
+            Some("org.apache.kafka.connect.data.Decimal")
+        );
+        assert_eq!(amount.scale, Some(2));
+        assert_eq!(
+            hints[2], None,
+            "a column the event's schema lacks has no hint"
+        );
+    }
+
+    #[test]
+    fn contradicting_prisma_type_names_model_and_field() {
+        let table = table("amount Int?");
+        let err = resolve(SCHEMA, &table, &[1]).unwrap_err();
+        assert_eq!(
+            err,
+            "column `amount` (model `Order`, field `amount`) is Int32 in the Prisma schema but \
+             the event's schema says bytes (org.apache.kafka.connect.data.Decimal)"
+        );
     }
 }
