@@ -549,3 +549,37 @@ fn page_views_before_truncate_counts_each_path() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The keyless tables' every column (timestamptz, timestamp, text) decodes in every variant,
+/// shown just before each table's first delete or truncate (workload.sql).
+#[test]
+fn keyless_tables_every_column_decodes() {
+    let audit = "SELECT ts, actor, action, COUNT(*) FROM audit_log GROUP BY ts, actor, action";
+    let views = "SELECT path, viewed_at, COUNT(*) FROM page_views GROUP BY path, viewed_at";
+    let dir = TempDir::new();
+    let mut failures = Vec::new();
+    for variant in VARIANTS {
+        let events = events(variant);
+        let expected_audit = rows(&[
+            &["2024-01-01T00:00:00Z", "system", "bootstrap-edited", "1"],
+            &["2024-06-02T12:00:03Z", "erin", "signup+2 orders", "1"],
+        ]);
+        let delete = first(&events, "audit_log", "d");
+        assert_prefix(&dir, variant, delete, audit, &expected_audit, &mut failures);
+        let expected_views = rows(&[
+            &["/home", "2024-05-01T00:00:00", "1"],
+            &["/pricing", "2024-06-03T00:00:00", "1"],
+            &["/signup", "NULL", "1"],
+        ]);
+        let truncate = first(&events, "page_views", "t");
+        assert_prefix(
+            &dir,
+            variant,
+            truncate,
+            views,
+            &expected_views,
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
