@@ -171,12 +171,23 @@ impl Normalizer {
             .iter()
             .map(|&p| columns[p].clone())
             .collect();
-        let rows = self.rows.encode_all(&columns, images.len())?;
-        let keys = self.keys.encode_all(&key_columns, images.len())?;
-        let encoded = |slot: Option<usize>| {
+        let mut rows: Vec<_> = self
+            .rows
+            .encode_all(&columns, images.len())?
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut keys: Vec<_> = self
+            .keys
+            .encode_all(&key_columns, images.len())?
+            .into_iter()
+            .map(Some)
+            .collect();
+        // Each slot names a distinct image, so every image's bytes are taken exactly once.
+        let mut encoded = |slot: Option<usize>| {
             slot.map(|i| EncodedImage {
-                row: rows[i].clone(),
-                key: keys[i].clone(),
+                row: rows[i].take().unwrap_or_default(),
+                key: keys[i].take().unwrap_or_default(),
             })
         };
         Ok(slots

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, new_empty_array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
@@ -147,12 +147,7 @@ impl AggregateOp {
         let mut columns = keys.clone();
         for i in 0..self.calls.len() {
             let values = changes.iter().map(|(_, v, _)| v[i].clone());
-            let field = self.schema.field(keys.len() + i);
-            columns.push(if changes.is_empty() {
-                new_empty_array(field.data_type())
-            } else {
-                ScalarValue::iter_to_array(values)?
-            });
+            columns.push(ScalarValue::iter_to_array(values)?);
         }
         columns.extend(keys);
         let weights = changes.iter().map(|(_, _, w)| *w).collect();
