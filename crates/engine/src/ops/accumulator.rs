@@ -16,6 +16,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Decimal128Type, Decimal256Type, Float64Type, Int64Type, UInt64Type, i256,
 };
+use datafusion::arrow::row::Rows;
 use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
@@ -48,8 +49,8 @@ pub enum Prepared {
     Presence(ArrayRef),
     /// The argument cast to the sum's accumulation type.
     Numbers(ArrayRef, SumKind),
-    /// Row bytes of the argument (MIN/MAX/DISTINCT); `None` for a null argument.
-    Encoded(Vec<Option<RowBytes>>),
+    /// Row bytes of the argument (MIN/MAX/DISTINCT), and the argument for its nulls.
+    Encoded(Rows, ArrayRef),
 }
 
 impl SumKind {
@@ -179,11 +180,7 @@ impl Spec {
     pub fn prepare(&self, arg: &ArrayRef) -> Result<Prepared> {
         if let Some(codec) = &self.values {
             let rows = codec.encode(std::slice::from_ref(arg))?;
-            return Ok(Prepared::Encoded(
-                (0..arg.len())
-                    .map(|i| arg.is_valid(i).then(|| rows.row(i).as_ref().into()))
-                    .collect(),
-            ));
+            return Ok(Prepared::Encoded(rows, arg.clone()));
         }
         match self.sum_kind {
             Some(kind) => {
@@ -211,21 +208,26 @@ impl Accumulator {
                     *count += weight;
                 }
             }
-            (Accumulator::Ordered(values), Prepared::Encoded(encoded)) => {
-                if let Some(value) = &encoded[row] {
-                    add_multiplicity(values, value, weight);
+            (Accumulator::Ordered(values), Prepared::Encoded(encoded, arg)) => {
+                if arg.is_valid(row) {
+                    add_multiplicity(values, encoded.row(row).data(), weight);
                 }
             }
-            (Accumulator::Distinct { values, inner }, Prepared::Encoded(encoded)) => {
-                let Some(value) = &encoded[row] else {
+            (Accumulator::Distinct { values, inner }, Prepared::Encoded(encoded, arg)) => {
+                if arg.is_null(row) {
                     return Ok(());
-                };
+                }
+                let value = encoded.row(row).data();
                 let before = values.get(value).copied().unwrap_or(0);
                 let after = before + weight;
-                if after == 0 {
-                    values.remove(value);
-                } else {
-                    values.insert(value.clone(), after);
+                match values.get_mut(value) {
+                    Some(_) if after == 0 => {
+                        values.remove(value);
+                    }
+                    Some(n) => *n = after,
+                    None => {
+                        values.insert(value.into(), after);
+                    }
                 }
                 let entering = before <= 0 && after > 0;
                 let leaving = before > 0 && after <= 0;
