@@ -97,10 +97,12 @@ fn throughput(c: &mut Criterion) {
             sql: (*sql).into(),
             decode: Default::default(),
         };
-        let state = run(&spec, &records).snapshot().expect("snapshot");
+        let pipeline = run(&spec, &records);
+        let state = pipeline.snapshot().expect("snapshot");
         eprintln!(
-            "{name}: state after {EVENTS} records = {} bytes",
-            state.len()
+            "{name}: after {EVENTS} records the state is {} bytes; rows kept {:?}",
+            state.len(),
+            pipeline.kept_rows()
         );
         group.bench_function(*name, |b| {
             b.iter_batched(|| (), |()| run(&spec, &records), BatchSize::PerIteration)
