@@ -171,23 +171,13 @@ impl Normalizer {
             .iter()
             .map(|&p| columns[p].clone())
             .collect();
-        let mut rows: Vec<_> = self
-            .rows
-            .encode_all(&columns, images.len())?
-            .into_iter()
-            .map(Some)
-            .collect();
-        let mut keys: Vec<_> = self
-            .keys
-            .encode_all(&key_columns, images.len())?
-            .into_iter()
-            .map(Some)
-            .collect();
-        // Each slot names a distinct image, so every image's bytes are taken exactly once.
+        let mut rows = self.rows.encode_all(&columns, images.len())?;
+        let mut keys = self.keys.encode_all(&key_columns, images.len())?;
+        // Each slot names a distinct image, so every image's bytes are moved out exactly once.
         let mut encoded = |slot: Option<usize>| {
             slot.map(|i| EncodedImage {
-                row: rows[i].take().unwrap_or_default(),
-                key: keys[i].take().unwrap_or_default(),
+                row: std::mem::take(&mut rows[i]),
+                key: std::mem::take(&mut keys[i]),
             })
         };
         Ok(slots
