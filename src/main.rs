@@ -2,8 +2,10 @@
 //!
 //! `eddy run` reads Kafka records as JSON lines from a file (or stdin), keeps the query's
 //! result exact as they arrive, and writes each net change of the result to stdout.
+//! `eddy serve` runs the job service: the REST API on :7000, jobs over Kafka.
 
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,12 +24,15 @@ struct Cli {
 enum Command {
     /// Run a query over Debezium records read from a JSON-lines file.
     Run(run::RunArgs),
+    /// Serve the job API (port 7000) and run jobs over Kafka.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

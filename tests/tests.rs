@@ -2,8 +2,11 @@
 //!
 //! They need PostgreSQL's server programs (Debian's `postgresql` package: the newest
 //! `/usr/lib/postgresql/*/bin`, or `EDDY_PG_BIN`); as root they run them as the `postgres` user.
+//! The service tests need tansu, a Kafka-protocol broker (`cargo install tansu --features
+//! dynostore`; `$TANSU` or `~/.cargo/bin/tansu`).
 
 mod support;
 
 mod cli;
 mod pg_app;
+mod service;

@@ -3,7 +3,10 @@
 
 pub mod compare;
 pub mod eddy;
+pub mod kafka;
 pub mod postgres;
+pub mod server;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +55,10 @@ impl TempDir {
         let dir = std::env::temp_dir().join(unique_name("eddy-test"));
         std::fs::create_dir_all(&dir).expect("creating a temp dir");
         TempDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
     }
 
     /// Writes `lines` (each without its newline) to a file in the directory.

@@ -15,7 +15,8 @@ use datafusion::common::ScalarValue;
 use crate::sink::{ChangeKind, ResultChange};
 
 /// The shape of output records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Key = the key columns; value = the row, or null (a tombstone) when it is gone.
     #[default]

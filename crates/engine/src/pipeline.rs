@@ -198,6 +198,11 @@ impl Pipeline {
             .collect()
     }
 
+    /// The tables (database names) the query reads.
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(|s| s.name.as_str())
+    }
+
     /// Decodes a record and queues it for the next flush. An error means the record was
     /// refused and nothing else changed; the pipeline can go on.
     pub fn push(&mut self, record: Record<'_>) -> Result<()> {

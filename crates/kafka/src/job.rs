@@ -1,0 +1,305 @@
+//! A running job: input topics → engine → output topic, with periodic checkpoints.
+//!
+//! Each step reads one micro-batch, applies it to the engine as one batch and publishes the
+//! net result changes. A checkpoint first waits until everything published is acknowledged,
+//! then saves the engine snapshot with the offsets after the batch, and only then commits
+//! those offsets to the group. A crash anywhere in between resumes from the previous
+//! checkpoint and reads the same records again; their result changes are republished under
+//! the same keys, so the topic's last value per key is what an uninterrupted run leaves.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use eddy_engine::{Encoder, Format, JobSpec, Pipeline, Record};
+use parking_lot::Mutex;
+use rdkafka::message::{BorrowedMessage, Message};
+use serde::Serialize;
+
+use crate::admin;
+use crate::checkpoint::{Checkpoint, CheckpointMeta, CheckpointStore};
+use crate::error::Result;
+use crate::sink::{Sink, dead_letter_headers};
+use crate::source::{Offsets, Source};
+
+/// Everything a job needs to run.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    pub brokers: String,
+    /// The consumer group, one per job.
+    pub group: String,
+    /// The Debezium topics of the tables the query reads.
+    pub input_topics: Vec<String>,
+    pub output_topic: String,
+    /// Where records the engine refuses go, with the reason in an `eddy.error` header.
+    pub dead_letter_topic: String,
+    pub format: Format,
+    pub spec: JobSpec,
+    /// A micro-batch ends at this many records...
+    pub batch_max: usize,
+    /// ...or this long after it started, whichever comes first.
+    pub linger: Duration,
+    pub checkpoint_interval: Duration,
+    /// The directory holding this job's checkpoint.
+    pub checkpoint_dir: PathBuf,
+}
+
+impl JobConfig {
+    /// A configuration with the usual batch and checkpoint settings.
+    pub fn new(brokers: &str, group: &str, spec: JobSpec, checkpoint_dir: PathBuf) -> Self {
+        JobConfig {
+            brokers: brokers.to_string(),
+            group: group.to_string(),
+            input_topics: Vec::new(),
+            output_topic: String::new(),
+            dead_letter_topic: String::new(),
+            format: Format::Debezium,
+            spec,
+            batch_max: 10_000,
+            linger: Duration::from_millis(100),
+            checkpoint_interval: Duration::from_secs(5),
+            checkpoint_dir,
+        }
+    }
+}
+
+/// Live counters of a job, readable while it runs.
+#[derive(Debug, Default)]
+pub struct JobMetrics {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+    dead_letters: AtomicU64,
+    /// Messages not read yet in the input topics; -1 until first measured.
+    lag: AtomicI64,
+    lag_measured_ms: AtomicU64,
+    last_checkpoint_ms: AtomicU64,
+    checkpoint_offsets: Mutex<Offsets>,
+    waiting_for: Mutex<Vec<String>>,
+}
+
+/// A copy of [`JobMetrics`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSnapshot {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub dead_letters: u64,
+    pub lag: Option<i64>,
+    /// When `lag` was measured (milliseconds since the Unix epoch).
+    pub lag_measured_ms: Option<u64>,
+    /// Milliseconds since the Unix epoch.
+    pub last_checkpoint_ms: Option<u64>,
+    /// The next offset to read per input partition, as of the last checkpoint.
+    pub checkpoint_offsets: Offsets,
+    /// Input topics that do not exist yet.
+    pub waiting_for_topics: Vec<String>,
+}
+
+impl JobMetrics {
+    pub fn new() -> Self {
+        JobMetrics {
+            lag: AtomicI64::new(-1),
+            ..Default::default()
+        }
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let lag = self.lag.load(Ordering::Relaxed);
+        let checkpoint = self.last_checkpoint_ms.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
+            lag: (lag >= 0).then_some(lag),
+            lag_measured_ms: Some(self.lag_measured_ms.load(Ordering::Relaxed)).filter(|&t| t > 0),
+            last_checkpoint_ms: (checkpoint > 0).then_some(checkpoint),
+            checkpoint_offsets: self.checkpoint_offsets.lock().clone(),
+            waiting_for_topics: self.waiting_for.lock().clone(),
+        }
+    }
+}
+
+pub struct Job {
+    config: JobConfig,
+    pipeline: Pipeline,
+    encoder: Encoder,
+    source: Source,
+    sink: Sink,
+    store: CheckpointStore,
+    metrics: Arc<JobMetrics>,
+    /// Records read since the last checkpoint.
+    unsaved: u64,
+    last_checkpoint: Instant,
+}
+
+impl Job {
+    /// Restores the job's last checkpoint (or starts empty), makes sure its output and
+    /// dead-letter topics exist, and positions the consumer where the checkpoint ends.
+    pub fn open(config: JobConfig, metrics: Arc<JobMetrics>) -> Result<Job> {
+        let store = CheckpointStore::new(&config.checkpoint_dir);
+        let (pipeline, meta) = match store.load()? {
+            Some(checkpoint) => (Pipeline::restore(&checkpoint.snapshot)?, checkpoint.meta),
+            None => (Pipeline::new(config.spec.clone())?, CheckpointMeta::default()),
+        };
+        tracing::info!(
+            group = %config.group,
+            records_in = meta.records_in,
+            offsets = ?meta.offsets,
+            "job opened at its last checkpoint"
+        );
+        metrics.records_in.store(meta.records_in, Ordering::Relaxed);
+        metrics.records_out.store(meta.records_out, Ordering::Relaxed);
+        metrics
+            .last_checkpoint_ms
+            .store(meta.taken_at_ms, Ordering::Relaxed);
+        *metrics.checkpoint_offsets.lock() = meta.offsets.clone();
+        admin::ensure_topics_blocking(
+            &config.brokers,
+            &[&config.output_topic, &config.dead_letter_topic],
+            1,
+        )?;
+        let source = Source::new(&config.brokers, &config.group, &config.input_topics, &meta.offsets)?;
+        *metrics.waiting_for.lock() = source.missing_topics().to_vec();
+        let encoder = Encoder::new(config.format, pipeline.key_fields(), pipeline.value_fields());
+        let sink = Sink::new(&config.brokers)?;
+        Ok(Job {
+            config,
+            pipeline,
+            encoder,
+            source,
+            sink,
+            store,
+            metrics,
+            unsaved: 0,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// Runs until `stop` is set, then checkpoints. An error leaves the last checkpoint as
+    /// the place to resume from.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            self.step()?;
+            if self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                self.checkpoint()?;
+            }
+        }
+        self.checkpoint()
+    }
+
+    /// Reads, applies and publishes one micro-batch; returns how many records it held.
+    pub fn step(&mut self) -> Result<usize> {
+        let config = &self.config;
+        let (pipeline, sink, metrics) = (&mut self.pipeline, &self.sink, &self.metrics);
+        let batch = self.source.poll_batch(config.batch_max, config.linger)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let first = pipeline.stats().records;
+        for message in &batch {
+            let record = Record {
+                topic: message.topic(),
+                key: message.key(),
+                value: message.payload(),
+            };
+            if let Err(e) = pipeline.push(record) {
+                dead_letter(sink, config, metrics, message, &e.to_string())?;
+            }
+        }
+        for rejected in pipeline.flush()? {
+            let message = &batch[(rejected.ordinal - first) as usize];
+            dead_letter(sink, config, metrics, message, &rejected.error.to_string())?;
+        }
+        let changes = pipeline.drain();
+        for change in &changes {
+            let encoded = self.encoder.encode(change);
+            sink.send(
+                &config.output_topic,
+                encoded.key.as_bytes(),
+                encoded.value.as_deref().map(str::as_bytes),
+                None,
+            )?;
+        }
+        let records = batch.len();
+        drop(batch);
+        metrics.records_in.fetch_add(records as u64, Ordering::Relaxed);
+        metrics
+            .records_out
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        self.unsaved += records as u64;
+        Ok(records)
+    }
+
+    /// Makes everything applied so far durable: results acknowledged, then the snapshot
+    /// and offsets saved, then the offsets committed to the group.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.last_checkpoint = Instant::now();
+        if self.unsaved > 0 {
+            self.save()?;
+        }
+        // Measured after the save: a lag of 0 then means every result is acknowledged.
+        *self.metrics.waiting_for.lock() = self.source.missing_topics().to_vec();
+        if let Ok(lag) = self.source.lag() {
+            self.metrics.lag.store(lag, Ordering::Relaxed);
+            self.metrics.lag_measured_ms.store(now_ms(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn save(&mut self) -> Result<()> {
+        self.sink.confirm()?;
+        let taken_at_ms = now_ms();
+        let checkpoint = Checkpoint {
+            meta: CheckpointMeta {
+                offsets: self.source.positions().clone(),
+                taken_at_ms,
+                records_in: self.metrics.records_in.load(Ordering::Relaxed),
+                records_out: self.metrics.records_out.load(Ordering::Relaxed),
+            },
+            snapshot: self.pipeline.snapshot()?,
+        };
+        self.store.save(&checkpoint)?;
+        self.unsaved = 0;
+        self.metrics
+            .last_checkpoint_ms
+            .store(taken_at_ms, Ordering::Relaxed);
+        *self.metrics.checkpoint_offsets.lock() = checkpoint.meta.offsets.clone();
+        if let Err(e) = self.source.commit(&checkpoint.meta.offsets) {
+            // The checkpoint, not the group, decides where the job resumes.
+            tracing::warn!(group = %self.config.group, error = %e, "offset commit failed");
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn dead_letter(
+    sink: &Sink,
+    config: &JobConfig,
+    metrics: &JobMetrics,
+    message: &BorrowedMessage<'_>,
+    reason: &str,
+) -> Result<()> {
+    tracing::warn!(
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        reason,
+        "event dead-lettered"
+    );
+    metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+    let headers = dead_letter_headers(reason, message.topic(), message.partition(), message.offset());
+    sink.send(
+        &config.dead_letter_topic,
+        message.key().unwrap_or_default(),
+        message.payload(),
+        Some(headers),
+    )
+}

@@ -1,0 +1,32 @@
+//! Eddy's Kafka side: a job that reads Debezium topics, runs the engine, and publishes results.
+//!
+//! # Layout
+//!
+//! - [`source`]: a consumer over the job's input topics, in micro-batches, whose positions
+//!   are ours to choose (a checkpoint's), not the group's.
+//! - [`sink`]: a producer that knows whether everything it was given has been acknowledged,
+//!   which is what makes a checkpoint safe to take.
+//! - [`admin`]: creating the output and dead-letter topics (brokers such as tansu do not
+//!   create topics on first use).
+//! - [`checkpoint`]: the engine's snapshot and the source offsets it covers, in one file
+//!   replaced atomically.
+//! - [`job`]: the loop that ties them together, and its live counters.
+//!
+//! # Delivery
+//!
+//! Results are published at least once and are keyed: a consumer that keeps the last value
+//! per key sees exactly the uninterrupted answer. After a crash the job restores its last
+//! checkpoint and reads again from the offsets recorded in it; the result changes it
+//! publishes a second time are the same keyed values.
+
+pub mod admin;
+pub mod checkpoint;
+mod config;
+mod error;
+pub mod job;
+pub mod sink;
+pub mod source;
+
+pub use error::{Error, Result};
+pub use job::{Job, JobConfig, JobMetrics};
+pub use source::Offsets;

@@ -1,0 +1,174 @@
+//! The HTTP API: the seed service's endpoints and a resource API beside them.
+//!
+//! Seed endpoints (form fields or JSON; `201` with `{id, name, status, …}`):
+//! `POST /createConnector`, `POST /createJob`, `POST /deleteJob`, `GET /jobStatus/{id}`
+//! (or `GET /jobStatus?environmentId=`). Resource API: `GET|POST /v1/jobs`,
+//! `GET|DELETE /v1/jobs/{id}`, `POST /v1/jobs/{id}/pause|resume`, `GET /v1/connectors`,
+//! `GET /healthz`.
+
+mod error;
+mod fields;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use error::ApiError;
+use fields::Fields;
+
+use crate::error::Error;
+use crate::registry::Desired;
+use crate::service::{CreateJob, Environment, Service};
+use crate::supervisor::JobView;
+
+type Reply = Result<(StatusCode, Json<Value>), ApiError>;
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/createConnector", post(create_connector))
+        .route("/createJob", post(create_job))
+        .route("/deleteJob", post(delete_job))
+        .route("/jobStatus", get(job_status_of_environment))
+        .route("/jobStatus/{id}", get(job_status))
+        .route("/v1/jobs", get(list_jobs).post(create_job))
+        .route("/v1/jobs/{id}", get(job_status).delete(remove_job))
+        .route("/v1/jobs/{id}/pause", post(pause_job))
+        .route("/v1/jobs/{id}/resume", post(resume_job))
+        .route("/v1/connectors", get(list_connectors))
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .with_state(service)
+}
+
+async fn create_connector(State(service): State<Arc<Service>>, Fields(request): Fields<Environment>) -> Reply {
+    let connector = service.create_connector(request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": connector.name, "name": connector.name, "status": connector.state })),
+    ))
+}
+
+async fn create_job(State(service): State<Arc<Service>>, Fields(request): Fields<CreateJob>) -> Reply {
+    let job = service.create_job(request).await?;
+    Ok((StatusCode::CREATED, Json(job_json(&service, &job).await)))
+}
+
+async fn delete_job(State(service): State<Arc<Service>>, Fields(request): Fields<Environment>) -> Reply {
+    let jobs = service.delete_environment(request).await?;
+    let mut views = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        views.push(job_json(&service, job).await);
+    }
+    let first = &jobs[0];
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": first.definition.id,
+            "name": first.definition.name,
+            "status": first.state,
+            "jobs": views,
+        })),
+    ))
+}
+
+async fn job_status(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
+    let job = service
+        .supervisor()
+        .get(&id)
+        .ok_or_else(|| Error::NotFound(format!("job `{id}`")))?;
+    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvironmentQuery {
+    environment_id: Option<String>,
+}
+
+/// The environment's newest job that is not canceled, else its newest job.
+async fn job_status_of_environment(
+    State(service): State<Arc<Service>>,
+    Query(query): Query<EnvironmentQuery>,
+) -> Reply {
+    let environment = query
+        .environment_id
+        .ok_or_else(|| Error::invalid("environmentId", "is required (…/jobStatus/{id} or ?environmentId=)"))?;
+    let jobs: Vec<JobView> = service
+        .supervisor()
+        .list()
+        .into_iter()
+        .filter(|j| j.definition.environment_id == environment)
+        .collect();
+    let job = jobs
+        .iter()
+        .rev()
+        .find(|j| j.definition.desired != Desired::Canceled)
+        .or(jobs.last())
+        .ok_or_else(|| Error::NotFound(format!("a job for environment `{environment}`")))?;
+    Ok((StatusCode::OK, Json(job_json(&service, job).await)))
+}
+
+async fn list_jobs(State(service): State<Arc<Service>>) -> Reply {
+    let mut views = Vec::new();
+    for job in service.supervisor().list() {
+        views.push(job_json(&service, &job).await);
+    }
+    Ok((StatusCode::OK, Json(Value::Array(views))))
+}
+
+async fn remove_job(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
+    let job = service.remove(id).await?;
+    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+}
+
+async fn pause_job(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
+    let job = service.set_desired(id, Desired::Paused).await?;
+    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+}
+
+async fn resume_job(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
+    let job = service.set_desired(id, Desired::Running).await?;
+    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+}
+
+async fn list_connectors(State(service): State<Arc<Service>>) -> Reply {
+    let connectors = service.connectors().await?;
+    Ok((StatusCode::OK, Json(json!(connectors))))
+}
+
+/// A job as the API shows it: never with a password.
+async fn job_json(service: &Service, job: &JobView) -> Value {
+    let definition = &job.definition;
+    let connector_state = if definition.managed_connector {
+        service.connector_state(&definition.connector).await
+    } else {
+        "unmanaged".to_string()
+    };
+    json!({
+        "id": definition.id,
+        "name": definition.name,
+        "status": job.state,
+        "error": job.error,
+        "restarts": job.restarts,
+        "environmentId": definition.environment_id,
+        "connection": definition.connection,
+        "connector": { "name": definition.connector, "state": connector_state },
+        "format": definition.format,
+        "sqlQuery": definition.spec.sql,
+        "inputTopics": definition.input_topics,
+        "outputTopic": definition.output_topic,
+        "deadLetterTopic": definition.dead_letter_topic,
+        "recordsIn": job.metrics.records_in,
+        "recordsOut": job.metrics.records_out,
+        "deadLetters": job.metrics.dead_letters,
+        "lag": job.metrics.lag,
+        "lagMeasuredMs": job.metrics.lag_measured_ms,
+        "lastCheckpointMs": job.metrics.last_checkpoint_ms,
+        "checkpointOffsets": job.metrics.checkpoint_offsets,
+        "waitingForTopics": job.metrics.waiting_for_topics,
+    })
+}

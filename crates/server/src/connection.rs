@@ -1,0 +1,202 @@
+//! Database connection strings: parsed, redacted, and turned into Debezium connector settings.
+//!
+//! A connection string carries a password. It is read here and handed to Kafka Connect,
+//! and nowhere else: what the service stores, logs or answers is [`Connection::redacted`].
+
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Which Debezium connector a database needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Postgres,
+    Mysql,
+}
+
+/// A parsed `postgresql://` or `mysql://` connection string.
+#[derive(Clone)]
+pub struct Connection {
+    pub dialect: Dialect,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    password: String,
+    pub database: String,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Connection {
+    /// Parses a connection string. Errors describe the problem without repeating the
+    /// string, which may hold a password.
+    pub fn parse(text: &str) -> Result<Self> {
+        let invalid = |detail: &str| Error::invalid("connectionString", detail);
+        let url = Url::parse(text.trim()).map_err(|e| invalid(&format!("not a URL ({e})")))?;
+        let (dialect, default_port) = match url.scheme() {
+            "postgres" | "postgresql" => (Dialect::Postgres, 5432),
+            "mysql" | "mariadb" => (Dialect::Mysql, 3306),
+            other => {
+                return Err(invalid(&format!(
+                    "unsupported scheme `{other}` (expected postgresql:// or mysql://)"
+                )));
+            }
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("no host"))?;
+        let database = url.path().trim_start_matches('/');
+        if database.is_empty() || database.contains('/') {
+            return Err(invalid("no database name in the path (…/DATABASE)"));
+        }
+        if url.username().is_empty() {
+            return Err(invalid("no user name"));
+        }
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok(Connection {
+            dialect,
+            host: host.to_string(),
+            port: url.port().unwrap_or(default_port),
+            user: decode(url.username()),
+            password: url.password().map(decode).unwrap_or_default(),
+            database: decode(database),
+        })
+    }
+
+    /// The connection string with the password replaced by `****`.
+    pub fn redacted(&self) -> String {
+        let scheme = match self.dialect {
+            Dialect::Postgres => "postgresql",
+            Dialect::Mysql => "mysql",
+        };
+        let password = if self.password.is_empty() { "" } else { ":****" };
+        format!(
+            "{scheme}://{}{password}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+
+    /// The schema part of Debezium topic names: `public` for PostgreSQL, the database
+    /// for MySQL.
+    pub fn topic_schema(&self) -> &str {
+        match self.dialect {
+            Dialect::Postgres => "public",
+            Dialect::Mysql => &self.database,
+        }
+    }
+
+    /// The Kafka Connect configuration of this database's Debezium connector (Debezium
+    /// 2.x/3.x keys). `server_id` is MySQL's replica id, unique per connector.
+    pub fn connector_config(
+        &self,
+        environment: &str,
+        brokers: &str,
+        server_id: u32,
+    ) -> Map<String, Value> {
+        let mut config = json!({
+            "database.hostname": self.host,
+            "database.port": self.port.to_string(),
+            "database.user": self.user,
+            "database.password": self.password,
+            "topic.prefix": environment,
+            "tombstones.on.delete": "true",
+            "decimal.handling.mode": "precise",
+            "snapshot.mode": "initial",
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "key.converter.schemas.enable": "false",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+        });
+        let settings = config.as_object_mut().expect("a JSON object literal");
+        let extra = match self.dialect {
+            Dialect::Postgres => {
+                let name = replication_name(environment);
+                json!({
+                    "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                    "database.dbname": self.database,
+                    "plugin.name": "pgoutput",
+                    "slot.name": name,
+                    "publication.name": name,
+                    "publication.autocreate.mode": "all_tables",
+                })
+            }
+            Dialect::Mysql => json!({
+                "connector.class": "io.debezium.connector.mysql.MySqlConnector",
+                "database.server.id": server_id.to_string(),
+                "database.include.list": self.database,
+                "include.schema.changes": "false",
+                "schema.history.internal.kafka.bootstrap.servers": brokers,
+                "schema.history.internal.kafka.topic": format!("{environment}.eddy.schema-history"),
+            }),
+        };
+        settings.extend(extra.as_object().expect("a JSON object literal").clone());
+        config.as_object().expect("a JSON object literal").clone()
+    }
+}
+
+/// A replication slot and publication name for an environment: PostgreSQL allows lower-case
+/// letters, digits and underscores, at most 63 bytes.
+fn replication_name(environment: &str) -> String {
+    let cleaned: String = environment
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    let mut name = format!("eddy_{cleaned}");
+    name.truncate(63);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_parsed_but_never_shown() {
+        let c = Connection::parse("postgresql://app:s%40cret@db.internal:6543/shop").unwrap();
+        assert_eq!(c.password, "s@cret");
+        assert_eq!(c.redacted(), "postgresql://app:****@db.internal:6543/shop");
+        assert!(!format!("{c:?}").contains("cret"));
+        let config = c.connector_config("Env-1", "k:9092", 1);
+        assert_eq!(config["database.password"], "s@cret");
+        assert_eq!(config["slot.name"], "eddy_env_1");
+        assert_eq!(config["topic.prefix"], "Env-1");
+    }
+
+    #[test]
+    fn mysql_topics_use_the_database_and_a_server_id() {
+        let c = Connection::parse("mysql://root:pw@localhost/inventory").unwrap();
+        assert_eq!((c.port, c.topic_schema()), (3306, "inventory"));
+        let config = c.connector_config("env", "k:9092", 184_054);
+        assert_eq!(config["connector.class"], "io.debezium.connector.mysql.MySqlConnector");
+        assert_eq!(config["database.server.id"], "184054");
+    }
+
+    #[test]
+    fn bad_connection_strings_name_the_problem_without_the_password() {
+        for (text, problem) in [
+            ("mongodb://u:hunter2@h/db", "unsupported scheme `mongodb`"),
+            ("postgresql://u:hunter2@h", "no database name"),
+            ("postgresql://u:hunter2@h/", "no database name"),
+            ("not a url hunter2", "not a URL"),
+            ("postgresql://:hunter2@h/db", "no user name"),
+        ] {
+            let error = Connection::parse(text).unwrap_err().to_string();
+            assert!(error.contains(problem), "{text}: {error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+}

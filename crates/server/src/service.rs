@@ -1,0 +1,258 @@
+//! What the API's endpoints do, independent of HTTP: create connectors and jobs, delete them,
+//! report their state.
+//!
+//! Every request is validated in full before anything is created: the connection string,
+//! the environment id, the Prisma schema and the query (planned by the engine), the format
+//! and the output topic. Only then is the connector registered and the job stored.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use eddy_engine::{Format, JobSpec, Pipeline};
+use serde::Deserialize;
+
+use crate::connect::ConnectClient;
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::registry::{Desired, JobDefinition};
+use crate::supervisor::{JobView, Supervisor};
+
+/// The fields of `createJob` (and `POST /v1/jobs`), as the seed named them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateJob {
+    pub connection_string: Option<String>,
+    pub environment_id: Option<String>,
+    pub schema: Option<String>,
+    pub sql_query: Option<String>,
+    pub format: Option<String>,
+    pub output_topic: Option<String>,
+}
+
+/// The fields of `createConnector` and `deleteJob`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    pub connection_string: Option<String>,
+    pub environment_id: Option<String>,
+}
+
+/// A connector and what Kafka Connect says of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectorView {
+    pub name: String,
+    /// Connect's state, `unmanaged` when the service has no Connect URL, `NOT_FOUND` or
+    /// `UNREACHABLE` when Connect cannot tell.
+    pub state: String,
+}
+
+pub struct Service {
+    supervisor: Supervisor,
+    connect: Option<ConnectClient>,
+    brokers: String,
+}
+
+impl Service {
+    pub fn new(supervisor: Supervisor, connect: Option<ConnectClient>, brokers: String) -> Self {
+        Service {
+            supervisor,
+            connect,
+            brokers,
+        }
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Registers the environment's Debezium connector (unless Connect is not configured).
+    pub async fn create_connector(&self, request: Environment) -> Result<ConnectorView> {
+        let connection = Connection::parse(&required("connectionString", request.connection_string)?)?;
+        let environment = environment_id(request.environment_id)?;
+        tracing::info!(%environment, connection = %connection.redacted(), "create connector");
+        self.ensure_connector(&connection, &environment).await
+    }
+
+    async fn ensure_connector(&self, connection: &Connection, environment: &str) -> Result<ConnectorView> {
+        let name = connector_name(environment);
+        let Some(connect) = &self.connect else {
+            return Ok(ConnectorView { name, state: "unmanaged".into() });
+        };
+        let config = connection.connector_config(environment, &self.brokers, server_id(environment));
+        connect.create(&name, config).await?;
+        let state = self.connector_state(&name).await;
+        Ok(ConnectorView { name, state })
+    }
+
+    /// The connector's state as Kafka Connect reports it.
+    pub async fn connector_state(&self, name: &str) -> String {
+        let Some(connect) = &self.connect else {
+            return "unmanaged".into();
+        };
+        match connect.state(name).await {
+            Ok(Some(state)) => state,
+            Ok(None) => "NOT_FOUND".into(),
+            Err(e) => {
+                tracing::warn!(connector = name, error = %e, "connector status unavailable");
+                "UNREACHABLE".into()
+            }
+        }
+    }
+
+    /// Validates and plans the job, ensures its connector, stores and starts it.
+    pub async fn create_job(&self, request: CreateJob) -> Result<JobView> {
+        let connection = Connection::parse(&required("connectionString", request.connection_string)?)?;
+        let environment = environment_id(request.environment_id)?;
+        let schema = required("schema", request.schema)?;
+        let sql = required("sqlQuery", request.sql_query)?;
+        let format = match request.format.as_deref().map(str::trim) {
+            None | Some("") => Format::Debezium,
+            Some(text) => text.parse().map_err(|e: String| Error::invalid("format", e))?,
+        };
+        let output_topic = match request.output_topic {
+            Some(topic) if !topic.trim().is_empty() => {
+                let topic = topic.trim().to_string();
+                check_topic_name("outputTopic", &topic)?;
+                topic
+            }
+            _ => environment.clone(),
+        };
+        let spec = JobSpec {
+            schema,
+            sql,
+            decode: Default::default(),
+        };
+        let pipeline = Pipeline::new(spec.clone()).map_err(|source| Error::Job {
+            field: engine_field(&source),
+            source,
+        })?;
+        let input_topics = pipeline
+            .tables()
+            .map(|table| format!("{environment}.{}.{table}", connection.topic_schema()))
+            .collect();
+        tracing::info!(%environment, connection = %connection.redacted(), "create job");
+        let connector = self.ensure_connector(&connection, &environment).await?;
+        let id = format!("{:032x}", rand::random::<u128>());
+        let definition = JobDefinition {
+            name: format!("eddy-{environment}-{}", &id[..8]),
+            id,
+            dead_letter_topic: format!("{environment}.eddy.dlq"),
+            environment_id: environment,
+            connection: connection.redacted(),
+            dialect: connection.dialect,
+            connector: connector.name,
+            managed_connector: self.connect.is_some(),
+            spec,
+            format,
+            input_topics,
+            output_topic,
+            desired: Desired::Running,
+            created_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        };
+        self.supervisor.add(definition)
+    }
+
+    /// Cancels the environment's jobs and deletes its connector; the output topic stays.
+    pub async fn delete_environment(&self, request: Environment) -> Result<Vec<JobView>> {
+        Connection::parse(&required("connectionString", request.connection_string)?)?;
+        let environment = environment_id(request.environment_id)?;
+        let ids: Vec<String> = self
+            .supervisor
+            .list()
+            .into_iter()
+            .filter(|job| {
+                job.definition.environment_id == environment
+                    && job.definition.desired != Desired::Canceled
+            })
+            .map(|job| job.definition.id)
+            .collect();
+        if ids.is_empty() {
+            return Err(Error::NotFound(format!("a job for environment `{environment}`")));
+        }
+        let mut canceled = Vec::new();
+        for id in ids {
+            canceled.push(self.set_desired(id, Desired::Canceled).await?);
+        }
+        if let Some(connect) = &self.connect {
+            connect.delete(&connector_name(&environment)).await?;
+        }
+        Ok(canceled)
+    }
+
+    /// Pauses, resumes or cancels a job; waits for it to checkpoint.
+    pub async fn set_desired(&self, id: String, desired: Desired) -> Result<JobView> {
+        tokio::task::block_in_place(|| self.supervisor.set_desired(&id, desired))
+    }
+
+    /// Cancels a job and forgets it.
+    pub async fn remove(&self, id: String) -> Result<JobView> {
+        tokio::task::block_in_place(|| self.supervisor.remove(&id))
+    }
+
+    /// Connectors: Connect's list when it is configured, else those the jobs name.
+    pub async fn connectors(&self) -> Result<Vec<ConnectorView>> {
+        let names = match &self.connect {
+            Some(connect) => connect.list().await?,
+            None => {
+                let mut names: Vec<String> =
+                    self.supervisor.list().into_iter().map(|j| j.definition.connector).collect();
+                names.sort();
+                names.dedup();
+                names
+            }
+        };
+        let mut connectors = Vec::with_capacity(names.len());
+        for name in names {
+            let state = self.connector_state(&name).await;
+            connectors.push(ConnectorView { name, state });
+        }
+        Ok(connectors)
+    }
+}
+
+fn required(field: &str, value: Option<String>) -> Result<String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(Error::invalid(field, "is required")),
+    }
+}
+
+fn environment_id(value: Option<String>) -> Result<String> {
+    let id = required("environmentId", value)?.trim().to_string();
+    check_topic_name("environmentId", &id)?;
+    Ok(id)
+}
+
+/// Kafka topic names: at most 249 of `[A-Za-z0-9._-]`; 200 leaves room for suffixes.
+fn check_topic_name(field: &str, name: &str) -> Result<()> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.len() > 200 || !name.chars().all(legal) || name == "." || name == ".." {
+        return Err(Error::invalid(
+            field,
+            format!("`{name}` is not a valid Kafka topic name (letters, digits, `.`, `_`, `-`; at most 200)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Which request field an engine error is about.
+fn engine_field(error: &eddy_engine::Error) -> &'static str {
+    match error {
+        eddy_engine::Error::Schema { .. } | eddy_engine::Error::Unsupported { .. } => "schema",
+        _ => "sqlQuery",
+    }
+}
+
+pub fn connector_name(environment: &str) -> String {
+    format!("{environment}-connector")
+}
+
+/// MySQL's replica id for an environment's connector: stable for the environment (so the
+/// same connector keeps it) and spread over 2^31 values so that environments differ.
+fn server_id(environment: &str) -> u32 {
+    let hash = environment
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    184_000 + (hash % (i32::MAX as u64 - 184_000)) as u32
+}

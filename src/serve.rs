@@ -1,0 +1,121 @@
+//! `eddy serve`: the job service on :7000, reading and writing Kafka.
+//!
+//! Each setting comes from the command line, else the environment (`EDDY_…`), else the
+//! config file (`--config`, TOML with the same names), else its default.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use eddy_server::connect::ConnectClient;
+use eddy_server::{Service, Settings, Supervisor};
+use serde::Deserialize;
+
+#[derive(Args, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeArgs {
+    /// A TOML file with any of these settings (`port = 7000`, `brokers = "…"`, …).
+    #[arg(long, env = "EDDY_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// The HTTP port [default: 7000].
+    #[arg(long, env = "EDDY_PORT")]
+    port: Option<u16>,
+    /// The address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "EDDY_BIND")]
+    bind: Option<IpAddr>,
+    /// Kafka bootstrap servers [default: localhost:9092].
+    #[arg(long, env = "EDDY_BROKERS")]
+    brokers: Option<String>,
+    /// Kafka Connect's REST URL; without it connectors are not registered (`unmanaged`).
+    #[arg(long, env = "EDDY_CONNECT_URL")]
+    connect_url: Option<String>,
+    /// Where job definitions and checkpoints live [default: ./eddy-data].
+    #[arg(long, env = "EDDY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Milliseconds between checkpoints [default: 5000].
+    #[arg(long, env = "EDDY_CHECKPOINT_INTERVAL_MS")]
+    checkpoint_interval_ms: Option<u64>,
+    /// Records per micro-batch at most [default: 10000].
+    #[arg(long, env = "EDDY_BATCH_MAX")]
+    batch_max: Option<usize>,
+    /// Milliseconds a micro-batch waits for records at most [default: 100].
+    #[arg(long, env = "EDDY_LINGER_MS")]
+    linger_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    /// These settings, with the config file's filling what was not given.
+    fn merged(self) -> Result<ServeArgs> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let file: ServeArgs =
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+        Ok(ServeArgs {
+            config: self.config,
+            port: self.port.or(file.port),
+            bind: self.bind.or(file.bind),
+            brokers: self.brokers.or(file.brokers),
+            connect_url: self.connect_url.or(file.connect_url),
+            data_dir: self.data_dir.or(file.data_dir),
+            checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
+            batch_max: self.batch_max.or(file.batch_max),
+            linger_ms: self.linger_ms.or(file.linger_ms),
+        })
+    }
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let args = args.merged()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Settings {
+        brokers: args.brokers.unwrap_or_else(|| "localhost:9092".into()),
+        data_dir: args.data_dir.unwrap_or_else(|| "eddy-data".into()),
+        batch_max: args.batch_max.unwrap_or(10_000),
+        linger: Duration::from_millis(args.linger_ms.unwrap_or(100)),
+        checkpoint_interval: Duration::from_millis(args.checkpoint_interval_ms.unwrap_or(5000)),
+    };
+    let address = SocketAddr::new(
+        args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        args.port.unwrap_or(7000),
+    );
+    let connect = args.connect_url.as_deref().map(ConnectClient::new);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let supervisor = Supervisor::new(settings.clone())?;
+        let resumed = supervisor.resume_all()?;
+        let service = Arc::new(Service::new(supervisor, connect, settings.brokers.clone()));
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, "eddy serve ready");
+        axum::serve(listener, eddy_server::router(Arc::clone(&service)))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("stopping jobs: each finishes its batch and checkpoints");
+        tokio::task::spawn_blocking(move || service.supervisor().shutdown()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,178 @@
+//! A real Kafka-protocol broker (tansu, in memory, on a free loopback port) and the test's own
+//! clients: topic creation, a producer, and a reader that returns everything in a topic.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::eddy::{Fields, Folded};
+
+/// The tansu binary: `$TANSU`, else `~/.cargo/bin/tansu`, else `tansu` on the `PATH`.
+fn tansu() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU") {
+        return path.into();
+    }
+    let installed = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if installed.exists() { installed } else { "tansu".into() }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port} within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tansu broker with in-memory storage, stopped on drop.
+pub struct Broker {
+    child: Child,
+    pub address: String,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .args(["--listener-url", &listener, "--advertised-listener-url", &listener])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "starting tansu ({}): {e}; install it with `cargo install tansu --features dynostore` (.ci/run does)",
+                    tansu().display()
+                )
+            });
+        wait_for_port(port, "tansu");
+        Broker {
+            child,
+            address: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn create_topics(&self, topics: &[&str]) {
+        eddy_kafka::admin::ensure_topics_blocking(&self.address, topics, 1).expect("creating topics");
+    }
+
+    /// Produces `(topic, key, value)` records in order and waits until all are acknowledged.
+    pub fn produce(&self, records: &[(String, Option<String>, Option<String>)]) {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .set("linger.ms", "5")
+            .set("max.in.flight.requests.per.connection", "1")
+            .create()
+            .expect("a producer");
+        for (topic, key, value) in records {
+            let mut record = BaseRecord::<str, str>::to(topic);
+            if let Some(key) = key {
+                record = record.key(key.as_str());
+            }
+            if let Some(value) = value {
+                record = record.payload(value.as_str());
+            }
+            let mut pending = record;
+            while let Err((e, back)) = producer.send(pending) {
+                assert!(
+                    e.to_string().contains("Queue full"),
+                    "producing to {topic}: {e}"
+                );
+                pending = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        producer.flush(Duration::from_secs(30)).expect("every record acknowledged");
+    }
+
+    /// Every message of a one-partition topic, oldest first: read until none has come for
+    /// a second (tansu 0.6 reports a high watermark behind the last offset, so it cannot
+    /// say when the end is reached).
+    pub fn read_all(&self, topic: &str) -> Vec<Received> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .set("group.id", format!("test-reader-{}", super::unique_name("r")))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a consumer");
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+        consumer.assign(&list).unwrap();
+        let mut messages = Vec::new();
+        let mut last = Instant::now();
+        while last.elapsed() < Duration::from_secs(1) {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+            let message = message.unwrap_or_else(|e| panic!("reading {topic}: {e}"));
+            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), text(h.value).unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            messages.push(Received {
+                key: text(message.key()),
+                value: text(message.payload()),
+                headers,
+            });
+            last = Instant::now();
+        }
+        messages
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope {
+    after: Option<Fields>,
+}
+
+/// Folds a `debezium`-format output topic: the last `after` per key, or nothing when the last
+/// message deleted it. Repeats of a message (after a restart) fold to the same result.
+pub fn fold_debezium(messages: &[Received]) -> Folded {
+    let mut folded = Folded::new();
+    for message in messages {
+        let key = message.key.clone().expect("result messages have keys");
+        let after = message.value.as_deref().and_then(|v| {
+            serde_json::from_str::<Envelope>(v)
+                .unwrap_or_else(|e| panic!("not a debezium-json record ({e}): {v}"))
+                .after
+        });
+        match after {
+            Some(row) => folded.insert(key, row),
+            None => folded.remove(&key),
+        };
+    }
+    folded
+}

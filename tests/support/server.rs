@@ -1,0 +1,158 @@
+//! `eddy serve` as a child process, and a small HTTP client for its API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::kafka::{free_port, wait_for_port};
+
+/// A running `eddy serve`; killed (SIGKILL) on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    brokers: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+    http: reqwest::blocking::Client,
+}
+
+impl Server {
+    /// Starts a server over `brokers` keeping its state in `data_dir`, with fast batches and
+    /// checkpoints so that tests see them; `env` adds settings.
+    pub fn start(brokers: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut server = Server {
+            child: None,
+            port: free_port(),
+            brokers: brokers.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            log: data_dir.with_extension("log"),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts the process again on the same port, data directory and settings.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .arg("serve")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--brokers", &self.brokers])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("EDDY_CHECKPOINT_INTERVAL_MS", "200")
+            .env("EDDY_LINGER_MS", "20")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting eddy serve");
+        self.child = Some(child);
+        wait_for_port(self.port, "eddy serve");
+    }
+
+    /// `kill -9`: no batch is finished, no checkpoint taken.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let mut child = self.child.take().expect("a running server");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait().unwrap().success()
+    }
+
+    /// Everything the server logged, over all its runs.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn reply(response: reqwest::blocking::Response) -> (u16, Value) {
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        Self::reply(self.http.post(self.url(path)).json(body).send().unwrap())
+    }
+
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, Value) {
+        Self::reply(self.http.post(self.url(path)).form(fields).send().unwrap())
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_string());
+        Self::reply(request.send().unwrap())
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        Self::reply(self.http.get(self.url(path)).send().unwrap())
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        Self::reply(self.http.delete(self.url(path)).send().unwrap())
+    }
+
+    /// Polls the job's status until `done` holds for it; panics with the last status after
+    /// `timeout`.
+    pub fn wait_for_job(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (code, status) = self.get(&format!("/jobStatus/{id}"));
+            if code == 200 && done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} not done after {timeout:?}: {status}\nserver log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the job's last checkpoint covers the first `count` messages of
+    /// partition 0 of `topic`: every result of them is then acknowledged by the broker.
+    pub fn wait_until_checkpointed(&self, id: &str, topic: &str, count: usize) -> Value {
+        self.wait_for_job(id, Duration::from_secs(120), |s| {
+            s["status"] == "RUNNING" && s["checkpointOffsets"][topic]["0"].as_u64() == Some(count as u64)
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
