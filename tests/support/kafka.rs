@@ -19,8 +19,13 @@ fn tansu() -> PathBuf {
     if let Some(path) = std::env::var_os("TANSU") {
         return path.into();
     }
-    let installed = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
-    if installed.exists() { installed } else { "tansu".into() }
+    let installed =
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if installed.exists() {
+        installed
+    } else {
+        "tansu".into()
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -34,7 +39,10 @@ pub fn free_port() -> u16 {
 pub fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -43,6 +51,7 @@ pub fn wait_for_port(port: u16, what: &str) {
 pub struct Broker {
     child: Child,
     pub address: String,
+    producer: std::sync::OnceLock<ThreadedProducer<DefaultProducerContext>>,
 }
 
 impl Broker {
@@ -65,21 +74,25 @@ impl Broker {
         Broker {
             child,
             address: format!("127.0.0.1:{port}"),
+            producer: std::sync::OnceLock::new(),
         }
     }
 
     pub fn create_topics(&self, topics: &[&str]) {
-        eddy_kafka::admin::ensure_topics_blocking(&self.address, topics, 1).expect("creating topics");
+        eddy_kafka::admin::ensure_topics_blocking(&self.address, topics, 1)
+            .expect("creating topics");
     }
 
     /// Produces `(topic, key, value)` records in order and waits until all are acknowledged.
     pub fn produce(&self, records: &[(String, Option<String>, Option<String>)]) {
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.address)
-            .set("linger.ms", "5")
-            .set("max.in.flight.requests.per.connection", "1")
-            .create()
-            .expect("a producer");
+        let producer = self.producer.get_or_init(|| {
+            ClientConfig::new()
+                .set("bootstrap.servers", &self.address)
+                .set("linger.ms", "5")
+                .set("max.in.flight.requests.per.connection", "1")
+                .create()
+                .expect("a producer")
+        });
         for (topic, key, value) in records {
             let mut record = BaseRecord::<str, str>::to(topic);
             if let Some(key) = key {
@@ -98,7 +111,9 @@ impl Broker {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        producer.flush(Duration::from_secs(30)).expect("every record acknowledged");
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("every record acknowledged");
     }
 
     /// Every message of a one-partition topic, oldest first: read until none has come for
@@ -107,17 +122,23 @@ impl Broker {
     pub fn read_all(&self, topic: &str) -> Vec<Received> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
-            .set("group.id", format!("test-reader-{}", super::unique_name("r")))
+            .set(
+                "group.id",
+                format!("test-reader-{}", super::unique_name("r")),
+            )
             .set("enable.auto.commit", "false")
             .create()
             .expect("a consumer");
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+        list.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
         consumer.assign(&list).unwrap();
         let mut messages = Vec::new();
         let mut last = Instant::now();
         while last.elapsed() < Duration::from_secs(1) {
-            let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
             let message = message.unwrap_or_else(|e| panic!("reading {topic}: {e}"));
             let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
             let headers = message

@@ -29,7 +29,10 @@ impl Server {
             brokers: brokers.to_string(),
             data_dir: data_dir.to_path_buf(),
             log: data_dir.with_extension("log"),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -126,7 +129,12 @@ impl Server {
 
     /// Polls the job's status until `done` holds for it; panics with the last status after
     /// `timeout`.
-    pub fn wait_for_job(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for_job(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let (code, status) = self.get(&format!("/jobStatus/{id}"));
@@ -146,7 +154,8 @@ impl Server {
     /// partition 0 of `topic`: every result of them is then acknowledged by the broker.
     pub fn wait_until_checkpointed(&self, id: &str, topic: &str, count: usize) -> Value {
         self.wait_for_job(id, Duration::from_secs(120), |s| {
-            s["status"] == "RUNNING" && s["checkpointOffsets"][topic]["0"].as_u64() == Some(count as u64)
+            s["status"] == "RUNNING"
+                && s["checkpointOffsets"][topic]["0"].as_u64() == Some(count as u64)
         })
     }
 }

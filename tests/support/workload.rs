@@ -17,13 +17,20 @@ pub type KafkaRecord = (String, Option<String>, Option<String>);
 fn precise(cents: i64) -> String {
     let bytes = cents.to_be_bytes();
     // Leading zero bytes go, as long as the sign bit of what remains stays clear.
-    let skip = (0..7).take_while(|&i| bytes[i] == 0 && bytes[i + 1] < 0x80).count();
+    let skip = (0..7)
+        .take_while(|&i| bytes[i] == 0 && bytes[i + 1] < 0x80)
+        .count();
     STANDARD.encode(&bytes[skip..])
 }
 
 /// `events` changes over at most `keys` live orders: inserts, FULL-identity updates, deletes
 /// with tombstones. Returns the records and the final rows (id → (status, cents)).
-pub fn orders(topic: &str, events: usize, keys: u64, seed: u64) -> (Vec<KafkaRecord>, BTreeMap<u64, (String, i64)>) {
+pub fn orders(
+    topic: &str,
+    events: usize,
+    keys: u64,
+    seed: u64,
+) -> (Vec<KafkaRecord>, BTreeMap<u64, (String, i64)>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut live: BTreeMap<u64, (String, i64)> = BTreeMap::new();
     let mut next_id = 1;
@@ -45,15 +52,24 @@ pub fn orders(topic: &str, events: usize, keys: u64, seed: u64) -> (Vec<KafkaRec
         if live.is_empty() || (roll < 0.6 && (live.len() as u64) < keys) {
             let id = next_id;
             next_id += 1;
-            let values = (STATUSES[rng.random_range(0..STATUSES.len())].to_string(), rng.random_range(1..1_000_000));
+            let values = (
+                STATUSES[rng.random_range(0..STATUSES.len())].to_string(),
+                rng.random_range(1..1_000_000),
+            );
             let value = format!(r#"{{"before":null,"after":{},"op":"c"}}"#, row(id, &values));
             records.push((topic.to_string(), key(id), Some(value)));
             live.insert(id, values);
         } else if roll < 0.9 {
             let id = pick(&mut rng, &live);
             let before = row(id, &live[&id]);
-            let values = (STATUSES[rng.random_range(0..STATUSES.len())].to_string(), rng.random_range(1..1_000_000));
-            let value = format!(r#"{{"before":{before},"after":{},"op":"u"}}"#, row(id, &values));
+            let values = (
+                STATUSES[rng.random_range(0..STATUSES.len())].to_string(),
+                rng.random_range(1..1_000_000),
+            );
+            let value = format!(
+                r#"{{"before":{before},"after":{},"op":"u"}}"#,
+                row(id, &values)
+            );
             records.push((topic.to_string(), key(id), Some(value)));
             live.insert(id, values);
         } else {
@@ -79,7 +95,11 @@ pub fn count_and_sum_by_status(rows: &BTreeMap<u64, (String, i64)>) -> Vec<Vec<S
     groups
         .into_iter()
         .map(|(status, (n, cents))| {
-            vec![status.to_string(), n.to_string(), format!("{}.{:02}", cents / 100, cents % 100)]
+            vec![
+                status.to_string(),
+                n.to_string(),
+                format!("{}.{:02}", cents / 100, cents % 100),
+            ]
         })
         .collect()
 }

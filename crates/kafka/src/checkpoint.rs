@@ -4,10 +4,13 @@
 //! beside the old one, synced, then renamed over it (and the directory synced), so a crash
 //! at any point leaves either the old checkpoint or the new one, whole.
 //!
+//! Beside it, [`BatchLog`] records where each batch since the checkpoint ended, so that a
+//! replay after a crash can apply the same batches (see [`crate::job`]).
+//!
 //! File layout: `EDDYCKP1`, a little-endian `u32` length and that many bytes of JSON
 //! [`CheckpointMeta`], the engine snapshot, and a CRC32 of everything before it.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,7 @@ use crate::source::Offsets;
 
 const MAGIC: &[u8; 8] = b"EDDYCKP1";
 const FILE_NAME: &str = "checkpoint";
+const BATCH_LOG: &str = "batches";
 
 /// What a checkpoint says besides the engine's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,13 +85,78 @@ impl CheckpointStore {
         file.sync_all().map_err(fail)?;
         drop(file);
         fs::rename(&temporary, &path).map_err(fail)?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(fail)
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)
+    }
+}
+
+/// The end positions of the batches applied since the last checkpoint, one JSON line each.
+///
+/// A line is written before the batch's results are published, and is not synced: it
+/// survives the process being killed (the kernel holds it), which is the failure replay
+/// guards against.
+#[derive(Debug)]
+pub struct BatchLog {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl BatchLog {
+    pub fn new(dir: &Path) -> Self {
+        BatchLog {
+            path: dir.join(BATCH_LOG),
+            file: None,
+        }
+    }
+
+    fn error(&self, detail: impl ToString) -> Error {
+        CheckpointStore::error(&self.path, detail)
+    }
+
+    /// The recorded batch ends, oldest first. A torn last line (a crash while writing it)
+    /// is ignored: its batch's results were not published yet.
+    pub fn read(&self) -> Result<Vec<Offsets>> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.error(e)),
+        };
+        Ok(text
+            .lines()
+            .map_while(|line| serde_json::from_str(line).ok())
+            .collect())
+    }
+
+    pub fn append(&mut self, end: &Offsets) -> Result<()> {
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| self.error(e))?;
+            self.file = Some(file);
+        }
+        let mut line = serde_json::to_vec(end).expect("offsets are plain data");
+        line.push(b'\n');
+        let file = self.file.as_mut().expect("opened above");
+        file.write_all(&line)
+            .map_err(|e| CheckpointStore::error(&self.path, e))
+    }
+
+    /// Empties the log: the batches it lists are covered by a new checkpoint.
+    pub fn clear(&mut self) -> Result<()> {
+        self.file = None;
+        File::create(&self.path)
+            .map(drop)
+            .map_err(|e| self.error(e))
     }
 }
 
 fn encode(checkpoint: &Checkpoint) -> Vec<u8> {
     let meta = serde_json::to_vec(&checkpoint.meta).expect("checkpoint metadata is plain data");
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + meta.len() + checkpoint.snapshot.len() + 4);
+    let mut bytes =
+        Vec::with_capacity(MAGIC.len() + 4 + meta.len() + checkpoint.snapshot.len() + 4);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&meta);
@@ -122,7 +191,10 @@ mod tests {
 
     fn sample() -> Checkpoint {
         let mut offsets = Offsets::new();
-        offsets.entry("app.public.orders".into()).or_default().insert(0, 42);
+        offsets
+            .entry("app.public.orders".into())
+            .or_default()
+            .insert(0, 42);
         Checkpoint {
             meta: CheckpointMeta {
                 offsets,
@@ -144,6 +216,26 @@ mod tests {
         next.meta.records_in = 43;
         store.save(&next).unwrap();
         assert_eq!(store.load().unwrap(), Some(next));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn batch_log_reads_back_its_lines_and_ignores_a_torn_one() {
+        let dir = std::env::temp_dir().join(format!("eddy-batches-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut log = BatchLog::new(&dir);
+        let end = sample().meta.offsets;
+        log.append(&end).unwrap();
+        log.append(&end).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(BATCH_LOG))
+            .unwrap()
+            .write_all(b"{\"app")
+            .unwrap();
+        assert_eq!(log.read().unwrap(), vec![end.clone(), end]);
+        log.clear().unwrap();
+        assert!(log.read().unwrap().is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
 

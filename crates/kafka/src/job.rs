@@ -6,7 +6,15 @@
 //! those offsets to the group. A crash anywhere in between resumes from the previous
 //! checkpoint and reads the same records again; their result changes are republished under
 //! the same keys, so the topic's last value per key is what an uninterrupted run leaves.
+//!
+//! That holds only if the replay applies the same batches. Results are net changes per
+//! batch: had the first run published a key's value after batch A, and a replay merged A
+//! with a later batch that undid it, the replay would publish nothing for that key and the
+//! topic would keep the first run's stale value. So each batch's end is logged
+//! ([`BatchLog`]) before its results are published, and a restarted job first reads exactly
+//! those batches again; it takes no checkpoint until that replay is done.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -18,10 +26,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 use serde::Serialize;
 
 use crate::admin;
-use crate::checkpoint::{Checkpoint, CheckpointMeta, CheckpointStore};
+use crate::checkpoint::{BatchLog, Checkpoint, CheckpointMeta, CheckpointStore};
 use crate::error::Result;
 use crate::sink::{Sink, dead_letter_headers};
-use crate::source::{Offsets, Source};
+use crate::source::{Batch, Offsets, Source, covers};
 
 /// Everything a job needs to run.
 #[derive(Debug, Clone)]
@@ -127,6 +135,9 @@ pub struct Job {
     source: Source,
     sink: Sink,
     store: CheckpointStore,
+    batches: BatchLog,
+    /// Ends of the batches the previous run applied after its last checkpoint, to replay.
+    replay: VecDeque<Offsets>,
     metrics: Arc<JobMetrics>,
     /// Records read since the last checkpoint.
     unsaved: u64,
@@ -140,7 +151,10 @@ impl Job {
         let store = CheckpointStore::new(&config.checkpoint_dir);
         let (pipeline, meta) = match store.load()? {
             Some(checkpoint) => (Pipeline::restore(&checkpoint.snapshot)?, checkpoint.meta),
-            None => (Pipeline::new(config.spec.clone())?, CheckpointMeta::default()),
+            None => (
+                Pipeline::new(config.spec.clone())?,
+                CheckpointMeta::default(),
+            ),
         };
         tracing::info!(
             group = %config.group,
@@ -149,7 +163,9 @@ impl Job {
             "job opened at its last checkpoint"
         );
         metrics.records_in.store(meta.records_in, Ordering::Relaxed);
-        metrics.records_out.store(meta.records_out, Ordering::Relaxed);
+        metrics
+            .records_out
+            .store(meta.records_out, Ordering::Relaxed);
         metrics
             .last_checkpoint_ms
             .store(meta.taken_at_ms, Ordering::Relaxed);
@@ -159,9 +175,24 @@ impl Job {
             &[&config.output_topic, &config.dead_letter_topic],
             1,
         )?;
-        let source = Source::new(&config.brokers, &config.group, &config.input_topics, &meta.offsets)?;
+        let batches = BatchLog::new(&config.checkpoint_dir);
+        let replay: VecDeque<Offsets> = batches
+            .read()?
+            .into_iter()
+            .filter(|end| !covers(&meta.offsets, end))
+            .collect();
+        let source = Source::new(
+            &config.brokers,
+            &config.group,
+            &config.input_topics,
+            &meta.offsets,
+        )?;
         *metrics.waiting_for.lock() = source.missing_topics().to_vec();
-        let encoder = Encoder::new(config.format, pipeline.key_fields(), pipeline.value_fields());
+        let encoder = Encoder::new(
+            config.format,
+            pipeline.key_fields(),
+            pipeline.value_fields(),
+        );
         let sink = Sink::new(&config.brokers)?;
         Ok(Job {
             config,
@@ -170,6 +201,8 @@ impl Job {
             source,
             sink,
             store,
+            batches,
+            replay,
             metrics,
             unsaved: 0,
             last_checkpoint: Instant::now(),
@@ -191,42 +224,34 @@ impl Job {
     /// Reads, applies and publishes one micro-batch; returns how many records it held.
     pub fn step(&mut self) -> Result<usize> {
         let config = &self.config;
-        let (pipeline, sink, metrics) = (&mut self.pipeline, &self.sink, &self.metrics);
-        let batch = self.source.poll_batch(config.batch_max, config.linger)?;
-        if batch.is_empty() {
+        let replaying = self.replay.front().cloned();
+        let batch = match &replaying {
+            Some(end) => {
+                let (batch, reached) = self.source.poll_until(end, REPLAY_TIMEOUT)?;
+                if reached {
+                    self.replay.pop_front();
+                } else {
+                    tracing::warn!(group = %config.group, "replay did not reach a logged batch end; going on without");
+                    self.replay.clear();
+                }
+                batch
+            }
+            None => self.source.poll_batch(config.batch_max, config.linger)?,
+        };
+        if batch.messages.is_empty() {
             return Ok(0);
         }
-        let first = pipeline.stats().records;
-        for message in &batch {
-            let record = Record {
-                topic: message.topic(),
-                key: message.key(),
-                value: message.payload(),
-            };
-            if let Err(e) = pipeline.push(record) {
-                dead_letter(sink, config, metrics, message, &e.to_string())?;
-            }
+        if replaying.is_none() {
+            self.batches.append(&batch.end)?;
         }
-        for rejected in pipeline.flush()? {
-            let message = &batch[(rejected.ordinal - first) as usize];
-            dead_letter(sink, config, metrics, message, &rejected.error.to_string())?;
-        }
-        let changes = pipeline.drain();
-        for change in &changes {
-            let encoded = self.encoder.encode(change);
-            sink.send(
-                &config.output_topic,
-                encoded.key.as_bytes(),
-                encoded.value.as_deref().map(str::as_bytes),
-                None,
-            )?;
-        }
-        let records = batch.len();
-        drop(batch);
-        metrics.records_in.fetch_add(records as u64, Ordering::Relaxed);
-        metrics
-            .records_out
-            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        let records = apply(
+            &self.config,
+            &mut self.pipeline,
+            &self.encoder,
+            &self.sink,
+            &self.metrics,
+            &batch,
+        )?;
         self.unsaved += records as u64;
         Ok(records)
     }
@@ -235,14 +260,16 @@ impl Job {
     /// and offsets saved, then the offsets committed to the group.
     pub fn checkpoint(&mut self) -> Result<()> {
         self.last_checkpoint = Instant::now();
-        if self.unsaved > 0 {
+        if self.unsaved > 0 && self.replay.is_empty() {
             self.save()?;
         }
         // Measured after the save: a lag of 0 then means every result is acknowledged.
         *self.metrics.waiting_for.lock() = self.source.missing_topics().to_vec();
         if let Ok(lag) = self.source.lag() {
             self.metrics.lag.store(lag, Ordering::Relaxed);
-            self.metrics.lag_measured_ms.store(now_ms(), Ordering::Relaxed);
+            self.metrics
+                .lag_measured_ms
+                .store(now_ms(), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -260,6 +287,7 @@ impl Job {
             snapshot: self.pipeline.snapshot()?,
         };
         self.store.save(&checkpoint)?;
+        self.batches.clear()?;
         self.unsaved = 0;
         self.metrics
             .last_checkpoint_ms
@@ -273,11 +301,59 @@ impl Job {
     }
 }
 
+/// How long a replayed batch may take to arrive before the replay is given up.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Applies one batch to the engine and publishes its result changes; refused records go to
+/// the dead-letter topic.
+fn apply(
+    config: &JobConfig,
+    pipeline: &mut Pipeline,
+    encoder: &Encoder,
+    sink: &Sink,
+    metrics: &JobMetrics,
+    batch: &Batch<'_>,
+) -> Result<usize> {
+    let first = pipeline.stats().records;
+    for message in &batch.messages {
+        let record = Record {
+            topic: message.topic(),
+            key: message.key(),
+            value: message.payload(),
+        };
+        if let Err(e) = pipeline.push(record) {
+            dead_letter(sink, config, metrics, message, &e.to_string())?;
+        }
+    }
+    for rejected in pipeline.flush()? {
+        let message = &batch.messages[(rejected.ordinal - first) as usize];
+        dead_letter(sink, config, metrics, message, &rejected.error.to_string())?;
+    }
+    let changes = pipeline.drain();
+    for change in &changes {
+        let encoded = encoder.encode(change);
+        sink.send(
+            &config.output_topic,
+            encoded.key.as_bytes(),
+            encoded.value.as_deref().map(str::as_bytes),
+            None,
+        )?;
+    }
+    let records = batch.messages.len();
+    metrics
+        .records_in
+        .fetch_add(records as u64, Ordering::Relaxed);
+    metrics
+        .records_out
+        .fetch_add(changes.len() as u64, Ordering::Relaxed);
+    Ok(records)
 }
 
 fn dead_letter(
@@ -295,7 +371,12 @@ fn dead_letter(
         "event dead-lettered"
     );
     metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-    let headers = dead_letter_headers(reason, message.topic(), message.partition(), message.offset());
+    let headers = dead_letter_headers(
+        reason,
+        message.topic(),
+        message.partition(),
+        message.offset(),
+    );
     sink.send(
         &config.dead_letter_topic,
         message.key().unwrap_or_default(),

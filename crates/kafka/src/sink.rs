@@ -115,8 +115,14 @@ impl Sink {
 /// Headers naming why a record was dead-lettered and where it came from.
 pub fn dead_letter_headers(reason: &str, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
     OwnedHeaders::new()
-        .insert(Header { key: "eddy.error", value: Some(reason) })
-        .insert(Header { key: "eddy.source.topic", value: Some(topic) })
+        .insert(Header {
+            key: "eddy.error",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "eddy.source.topic",
+            value: Some(topic),
+        })
         .insert(Header {
             key: "eddy.source.partition",
             value: Some(&partition.to_string()),

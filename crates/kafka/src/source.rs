@@ -8,9 +8,11 @@
 //!
 //! Resuming mid-log is checked, not trusted. A fetch from an offset inside a stored record
 //! batch must return that batch (the client drops the records before the offset); tansu 0.6
-//! returns the *next* batch instead, which would silently skip records. So after a seek, the
-//! first record of each partition must be the one asked for: records before it are dropped,
-//! and a record past it makes the consumer seek further back and try again.
+//! returns the *next* batch instead (or nothing, inside the last batch), which would silently
+//! skip records. So after a seek, the first record used of each partition must be the one
+//! asked for: records before it are dropped; a record past it, or silence, makes the
+//! consumer seek further back and try again, until records from before the wanted one
+//! arrive (then the broker is reading from before it, and it will come).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -41,11 +43,48 @@ pub struct Source {
     resuming: HashMap<(String, i32), Resume>,
 }
 
-/// A seek in progress: the offset wanted, and how far before it the next try starts.
+/// A seek in progress.
 #[derive(Debug, Clone, Copy)]
 struct Resume {
+    /// The offset wanted.
     target: i64,
+    /// How far before it the next try starts; 0 once a try started at the beginning.
     step: i64,
+    sought_at: Instant,
+    /// Whether records from before `target` arrived since the last seek.
+    confirmed: bool,
+}
+
+impl Resume {
+    fn new(target: i64) -> Self {
+        Resume {
+            target,
+            step: FIRST_STEP_BACK,
+            sought_at: Instant::now(),
+            confirmed: false,
+        }
+    }
+}
+
+/// How long a seek may go unanswered before the consumer seeks further back.
+const SILENT_SEEK: Duration = Duration::from_millis(500);
+
+/// Messages read in one poll, and the positions after them.
+pub struct Batch<'a> {
+    pub messages: Vec<BorrowedMessage<'a>>,
+    pub end: Offsets,
+}
+
+/// Where a poll stops.
+#[derive(Clone, Copy)]
+enum Until<'a> {
+    /// At `max` messages or after `linger`.
+    Count { max: usize, linger: Duration },
+    /// When every partition of `boundary` has reached its offset there, or at `deadline`.
+    Boundary {
+        boundary: &'a Offsets,
+        deadline: Instant,
+    },
 }
 
 /// The first step back when a broker answers a seek with later records.
@@ -102,11 +141,8 @@ impl Source {
                     let offset = if next < 0 {
                         Offset::Beginning
                     } else {
-                        let resume = Resume {
-                            target: next,
-                            step: FIRST_STEP_BACK,
-                        };
-                        self.resuming.insert((topic.clone(), partition), resume);
+                        self.resuming
+                            .insert((topic.clone(), partition), Resume::new(next));
                         Offset::Offset(next)
                     };
                     list.add_partition_offset(topic, partition, offset)?;
@@ -136,30 +172,72 @@ impl Source {
 
     /// Up to `max` messages, waiting at most `linger` for them. The positions advance past
     /// every message returned.
-    pub fn poll_batch(&mut self, max: usize, linger: Duration) -> Result<Vec<BorrowedMessage<'_>>> {
+    pub fn poll_batch(&mut self, max: usize, linger: Duration) -> Result<Batch<'_>> {
+        self.poll(Until::Count { max, linger })
+    }
+
+    /// The messages from the current positions up to `boundary` (the positions after an
+    /// earlier batch), so that a replay after a crash applies the same batches as the first
+    /// run did. The flag says whether the boundary was reached within `timeout`.
+    pub fn poll_until(
+        &mut self,
+        boundary: &Offsets,
+        timeout: Duration,
+    ) -> Result<(Batch<'_>, bool)> {
+        let deadline = Instant::now() + timeout;
+        let batch = self.poll(Until::Boundary { boundary, deadline })?;
+        let reached = covers(&batch.end, boundary);
+        Ok((batch, reached))
+    }
+
+    fn poll(&mut self, until: Until<'_>) -> Result<Batch<'_>> {
         if !self.missing.is_empty() && self.last_lookup.elapsed() >= MISSING_TOPIC_RETRY {
             self.assign_found()?;
         }
-        let deadline = Instant::now() + linger;
+        let deadline = match until {
+            Until::Count { linger, .. } => Instant::now() + linger,
+            Until::Boundary { deadline, .. } => deadline,
+        };
         let mut batch = Vec::new();
-        while batch.len() < max {
+        loop {
+            step_back_silent(&self.consumer, &mut self.resuming)?;
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let done = match until {
+                Until::Count { max, .. } => batch.len() >= max,
+                Until::Boundary { boundary, .. } => covers(&self.positions, boundary),
+            };
+            if left.is_zero() || done {
                 break;
             }
-            match self.consumer.poll(left) {
-                None => break,
+            match self.consumer.poll(left.min(SILENT_SEEK)) {
+                None => continue,
                 Some(Ok(message)) => {
                     if !self.resuming.is_empty()
                         && !arrived(&self.consumer, &mut self.resuming, &message)?
                     {
                         continue;
                     }
-                    let next = message.offset() + 1;
+                    let (topic, partition, offset) =
+                        (message.topic(), message.partition(), message.offset());
+                    if let Until::Boundary { boundary, .. } = until {
+                        let end = boundary.get(topic).and_then(|t| t.get(&partition)).copied();
+                        if end.is_none_or(|end| offset >= end) {
+                            // Past this batch in its partition: read it again later.
+                            self.resuming
+                                .insert((topic.to_string(), partition), Resume::new(offset));
+                            self.consumer.seek(
+                                topic,
+                                partition,
+                                Offset::Offset(offset),
+                                METADATA_TIMEOUT,
+                            )?;
+                            continue;
+                        }
+                    }
                     self.positions
-                        .entry(message.topic().to_string())
+                        .entry(topic.to_string())
                         .or_default()
-                        .insert(message.partition(), next);
+                        .insert(partition, offset + 1);
                     batch.push(message);
                 }
                 Some(Err(KafkaError::MessageConsumption(
@@ -170,7 +248,10 @@ impl Source {
                 Some(Err(e)) => return Err(e.into()),
             }
         }
-        Ok(batch)
+        Ok(Batch {
+            messages: batch,
+            end: self.positions.clone(),
+        })
     }
 
     /// The next offset to read per partition: what a checkpoint taken now covers.
@@ -211,9 +292,19 @@ impl Source {
     }
 }
 
-/// Whether a record may be used, given the seeks in progress (see the module docs): records
-/// before a seek's offset are dropped; a record past it, when the seek has not yet been
-/// answered, means the broker skipped ahead, and the partition is sought further back.
+/// Whether `positions` are at or past `boundary` in every partition it names.
+pub(crate) fn covers(positions: &Offsets, boundary: &Offsets) -> bool {
+    boundary.iter().all(|(topic, partitions)| {
+        partitions.iter().all(|(partition, &end)| {
+            positions
+                .get(topic)
+                .and_then(|t| t.get(partition))
+                .is_some_and(|&next| next >= end)
+        })
+    })
+}
+
+/// Whether a record may be used, given the seeks in progress (see the module docs).
 fn arrived(
     consumer: &BaseConsumer,
     resuming: &mut HashMap<(String, i32), Resume>,
@@ -225,16 +316,46 @@ fn arrived(
     };
     let offset = message.offset();
     if offset < resume.target {
+        resume.confirmed = true;
         return Ok(false);
     }
-    if offset == resume.target || resume.step == 0 {
-        // Found, or already read from the start: a later first record is a true gap.
+    if offset == resume.target || resume.confirmed || resume.step == 0 {
+        // Found; or the broker read from before it and skipped none: a true gap.
         resuming.remove(&key);
         return Ok(true);
     }
+    seek_back(consumer, &key, resume)?;
+    Ok(false)
+}
+
+/// Seeks further back for every seek that nothing has answered for a while.
+fn step_back_silent(
+    consumer: &BaseConsumer,
+    resuming: &mut HashMap<(String, i32), Resume>,
+) -> Result<()> {
+    for (key, resume) in resuming.iter_mut() {
+        if !resume.confirmed && resume.step > 0 && resume.sought_at.elapsed() >= SILENT_SEEK {
+            seek_back(consumer, key, resume)?;
+        }
+    }
+    Ok(())
+}
+
+fn seek_back(
+    consumer: &BaseConsumer,
+    (topic, partition): &(String, i32),
+    resume: &mut Resume,
+) -> Result<()> {
     let from = (resume.target - resume.step).max(0);
     resume.step = if from == 0 { 0 } else { resume.step * 4 };
-    tracing::debug!(topic = %key.0, partition = key.1, wanted = resume.target, got = offset, from, "broker skipped ahead; seeking back");
-    consumer.seek(&key.0, key.1, Offset::Offset(from), METADATA_TIMEOUT)?;
-    Ok(false)
+    resume.sought_at = Instant::now();
+    tracing::debug!(
+        topic,
+        partition,
+        wanted = resume.target,
+        from,
+        "seek not answered from the offset wanted; seeking back"
+    );
+    consumer.seek(topic, *partition, Offset::Offset(from), METADATA_TIMEOUT)?;
+    Ok(())
 }

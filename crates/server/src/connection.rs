@@ -83,7 +83,11 @@ impl Connection {
             Dialect::Postgres => "postgresql",
             Dialect::Mysql => "mysql",
         };
-        let password = if self.password.is_empty() { "" } else { ":****" };
+        let password = if self.password.is_empty() {
+            ""
+        } else {
+            ":****"
+        };
         format!(
             "{scheme}://{}{password}@{}:{}/{}",
             self.user, self.host, self.port, self.database
@@ -153,7 +157,13 @@ impl Connection {
 fn replication_name(environment: &str) -> String {
     let cleaned: String = environment
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     let mut name = format!("eddy_{cleaned}");
     name.truncate(63);
@@ -181,7 +191,10 @@ mod tests {
         let c = Connection::parse("mysql://root:pw@localhost/inventory").unwrap();
         assert_eq!((c.port, c.topic_schema()), (3306, "inventory"));
         let config = c.connector_config("env", "k:9092", 184_054);
-        assert_eq!(config["connector.class"], "io.debezium.connector.mysql.MySqlConnector");
+        assert_eq!(
+            config["connector.class"],
+            "io.debezium.connector.mysql.MySqlConnector"
+        );
         assert_eq!(config["database.server.id"], "184054");
     }
 

@@ -68,7 +68,10 @@ impl Registry {
     pub fn load_all(&self) -> Result<Vec<JobDefinition>> {
         let mut jobs = Vec::new();
         for entry in fs::read_dir(&self.root).map_err(|e| io(&self.root, e))? {
-            let path = entry.map_err(|e| io(&self.root, e))?.path().join("job.json");
+            let path = entry
+                .map_err(|e| io(&self.root, e))?
+                .path()
+                .join("job.json");
             let text = match fs::read_to_string(&path) {
                 Ok(text) => text,
                 // A directory without a definition is a job whose creation did not finish.

@@ -66,18 +66,27 @@ impl Service {
 
     /// Registers the environment's Debezium connector (unless Connect is not configured).
     pub async fn create_connector(&self, request: Environment) -> Result<ConnectorView> {
-        let connection = Connection::parse(&required("connectionString", request.connection_string)?)?;
+        let connection =
+            Connection::parse(&required("connectionString", request.connection_string)?)?;
         let environment = environment_id(request.environment_id)?;
         tracing::info!(%environment, connection = %connection.redacted(), "create connector");
         self.ensure_connector(&connection, &environment).await
     }
 
-    async fn ensure_connector(&self, connection: &Connection, environment: &str) -> Result<ConnectorView> {
+    async fn ensure_connector(
+        &self,
+        connection: &Connection,
+        environment: &str,
+    ) -> Result<ConnectorView> {
         let name = connector_name(environment);
         let Some(connect) = &self.connect else {
-            return Ok(ConnectorView { name, state: "unmanaged".into() });
+            return Ok(ConnectorView {
+                name,
+                state: "unmanaged".into(),
+            });
         };
-        let config = connection.connector_config(environment, &self.brokers, server_id(environment));
+        let config =
+            connection.connector_config(environment, &self.brokers, server_id(environment));
         connect.create(&name, config).await?;
         let state = self.connector_state(&name).await;
         Ok(ConnectorView { name, state })
@@ -100,13 +109,16 @@ impl Service {
 
     /// Validates and plans the job, ensures its connector, stores and starts it.
     pub async fn create_job(&self, request: CreateJob) -> Result<JobView> {
-        let connection = Connection::parse(&required("connectionString", request.connection_string)?)?;
+        let connection =
+            Connection::parse(&required("connectionString", request.connection_string)?)?;
         let environment = environment_id(request.environment_id)?;
         let schema = required("schema", request.schema)?;
         let sql = required("sqlQuery", request.sql_query)?;
         let format = match request.format.as_deref().map(str::trim) {
             None | Some("") => Format::Debezium,
-            Some(text) => text.parse().map_err(|e: String| Error::invalid("format", e))?,
+            Some(text) => text
+                .parse()
+                .map_err(|e: String| Error::invalid("format", e))?,
         };
         let output_topic = match request.output_topic {
             Some(topic) if !topic.trim().is_empty() => {
@@ -168,7 +180,9 @@ impl Service {
             .map(|job| job.definition.id)
             .collect();
         if ids.is_empty() {
-            return Err(Error::NotFound(format!("a job for environment `{environment}`")));
+            return Err(Error::NotFound(format!(
+                "a job for environment `{environment}`"
+            )));
         }
         let mut canceled = Vec::new();
         for id in ids {
@@ -195,8 +209,12 @@ impl Service {
         let names = match &self.connect {
             Some(connect) => connect.list().await?,
             None => {
-                let mut names: Vec<String> =
-                    self.supervisor.list().into_iter().map(|j| j.definition.connector).collect();
+                let mut names: Vec<String> = self
+                    .supervisor
+                    .list()
+                    .into_iter()
+                    .map(|j| j.definition.connector)
+                    .collect();
                 names.sort();
                 names.dedup();
                 names
@@ -230,7 +248,9 @@ fn check_topic_name(field: &str, name: &str) -> Result<()> {
     if name.len() > 200 || !name.chars().all(legal) || name == "." || name == ".." {
         return Err(Error::invalid(
             field,
-            format!("`{name}` is not a valid Kafka topic name (letters, digits, `.`, `_`, `-`; at most 200)"),
+            format!(
+                "`{name}` is not a valid Kafka topic name (letters, digits, `.`, `_`, `-`; at most 200)"
+            ),
         ));
     }
     Ok(())
@@ -251,8 +271,8 @@ pub fn connector_name(environment: &str) -> String {
 /// MySQL's replica id for an environment's connector: stable for the environment (so the
 /// same connector keeps it) and spread over 2^31 values so that environments differ.
 fn server_id(environment: &str) -> u32 {
-    let hash = environment
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = environment.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     184_000 + (hash % (i32::MAX as u64 - 184_000)) as u32
 }

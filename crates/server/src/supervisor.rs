@@ -159,7 +159,10 @@ impl Supervisor {
         let config = self.job_config(definition);
         let worker = Arc::clone(runtime);
         let thread = std::thread::Builder::new()
-            .name(format!("job-{}", &definition.id[..8.min(definition.id.len())]))
+            .name(format!(
+                "job-{}",
+                &definition.id[..8.min(definition.id.len())]
+            ))
             .spawn(move || supervise(config, &worker))
             .expect("the OS can start a thread");
         *runtime.thread.lock() = Some(thread);
@@ -263,10 +266,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 fn supervise(config: JobConfig, runtime: &Runtime) {
     let mut backoff = FIRST_BACKOFF;
     while !runtime.stop.load(Ordering::Relaxed) {
-        let outcome = Job::open(config.clone(), Arc::clone(&runtime.metrics)).and_then(|mut job| {
-            runtime.set(JobState::Running, None);
-            job.run(&runtime.stop)
-        });
+        let outcome =
+            Job::open(config.clone(), Arc::clone(&runtime.metrics)).and_then(|mut job| {
+                runtime.set(JobState::Running, None);
+                job.run(&runtime.stop)
+            });
         let Err(error) = outcome else { return };
         tracing::error!(group = %config.group, %error, retry_in = ?backoff, "job failed");
         runtime.set(JobState::Failed, Some(error.to_string()));

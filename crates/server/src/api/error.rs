@@ -20,7 +20,9 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match &self.0 {
             Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
-            Error::Job { field: "schema", .. } => (StatusCode::BAD_REQUEST, "invalid_schema"),
+            Error::Job {
+                field: "schema", ..
+            } => (StatusCode::BAD_REQUEST, "invalid_schema"),
             Error::Job { .. } => (StatusCode::BAD_REQUEST, "invalid_query"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -40,6 +42,10 @@ impl IntoResponse for ApiError {
         } else {
             self.0.to_string()
         };
-        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response()
     }
 }

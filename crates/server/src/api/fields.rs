@@ -38,13 +38,17 @@ where
                 .await
                 .map_err(|e| body(e.body_text()))?;
             let mut fields = Map::new();
-            while let Some(field) = multipart.next_field().await.map_err(|e| body(e.body_text()))? {
+            while let Some(field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| body(e.body_text()))?
+            {
                 let name = field.name().unwrap_or_default().to_string();
                 let text = field.text().await.map_err(|e| body(e.body_text()))?;
                 fields.insert(name, Value::String(text));
             }
-            let fields = serde_json::from_value(Value::Object(fields))
-                .map_err(|e| body(e.to_string()))?;
+            let fields =
+                serde_json::from_value(Value::Object(fields)).map_err(|e| body(e.to_string()))?;
             return Ok(Fields(fields));
         }
         let Json(fields) = Json::<T>::from_request(request, state)

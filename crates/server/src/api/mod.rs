@@ -40,11 +40,17 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/jobs/{id}/pause", post(pause_job))
         .route("/v1/jobs/{id}/resume", post(resume_job))
         .route("/v1/connectors", get(list_connectors))
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .with_state(service)
 }
 
-async fn create_connector(State(service): State<Arc<Service>>, Fields(request): Fields<Environment>) -> Reply {
+async fn create_connector(
+    State(service): State<Arc<Service>>,
+    Fields(request): Fields<Environment>,
+) -> Reply {
     let connector = service.create_connector(request).await?;
     Ok((
         StatusCode::CREATED,
@@ -52,12 +58,18 @@ async fn create_connector(State(service): State<Arc<Service>>, Fields(request): 
     ))
 }
 
-async fn create_job(State(service): State<Arc<Service>>, Fields(request): Fields<CreateJob>) -> Reply {
+async fn create_job(
+    State(service): State<Arc<Service>>,
+    Fields(request): Fields<CreateJob>,
+) -> Reply {
     let job = service.create_job(request).await?;
     Ok((StatusCode::CREATED, Json(job_json(&service, &job).await)))
 }
 
-async fn delete_job(State(service): State<Arc<Service>>, Fields(request): Fields<Environment>) -> Reply {
+async fn delete_job(
+    State(service): State<Arc<Service>>,
+    Fields(request): Fields<Environment>,
+) -> Reply {
     let jobs = service.delete_environment(request).await?;
     let mut views = Vec::with_capacity(jobs.len());
     for job in &jobs {
@@ -94,9 +106,12 @@ async fn job_status_of_environment(
     State(service): State<Arc<Service>>,
     Query(query): Query<EnvironmentQuery>,
 ) -> Reply {
-    let environment = query
-        .environment_id
-        .ok_or_else(|| Error::invalid("environmentId", "is required (…/jobStatus/{id} or ?environmentId=)"))?;
+    let environment = query.environment_id.ok_or_else(|| {
+        Error::invalid(
+            "environmentId",
+            "is required (…/jobStatus/{id} or ?environmentId=)",
+        )
+    })?;
     let jobs: Vec<JobView> = service
         .supervisor()
         .list()
