@@ -71,6 +71,20 @@ fn create_job_over_kafka_matches_postgres_and_delete_job_stops_it() {
         t
     };
 
+    // A bad request is refused, names the problem, and shows no password.
+    let bad_sql = [
+        ("connectionString", connection_string()),
+        ("environmentId", environment.to_string()),
+        ("schema", schema()),
+        ("sqlQuery", "SELECT status, COUNT(*) FROM nowhere GROUP BY status".to_string()),
+    ];
+    let fields: Vec<(&str, &str)> = bad_sql.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, body) = server.post_form("/createJob", &fields);
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("nowhere"), "{body}");
+    assert!(!body.to_string().contains(PASSWORD));
+    assert_eq!(server.get("/v1/jobs").1, json!([]));
+
     // The job starts before its topics exist, as it may before its connector has run.
     let id = create_job(&server, environment, COUNT_AND_SUM, None);
     let waiting = server.wait_for_job(&id, Duration::from_secs(60), |s| s["status"] == "RUNNING");
@@ -151,7 +165,13 @@ fn create_job_over_kafka_matches_postgres_and_delete_job_stops_it() {
 /// server with `kill -9` at random moments and restarting it at once; returns the number of
 /// kills. Trickling makes the first run's batches small and uneven, so that a replay after a
 /// kill, which finds everything already there, would batch differently.
-fn run_with_crashes(broker: &Broker, server: &mut Server, ids: &[&str], records: &[KafkaRecord], seed: u64) -> usize {
+fn run_with_crashes(
+    broker: &Broker,
+    server: &mut Server,
+    ids: &[&str],
+    records: &[KafkaRecord],
+    seed: u64,
+) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let kills = 6;
     std::thread::scope(|scope| {
@@ -275,4 +295,31 @@ fn resuming_inside_a_broker_batch_skips_no_record() {
             &read.iter().map(|r| r.0).take(3).collect::<Vec<_>>()
         );
     }
+}
+
+#[test]
+fn sigterm_finishes_the_batch_and_checkpoints_before_exit() {
+    let broker = Broker::start();
+    let dir = TempDir::new();
+    // No periodic checkpoint: only the shutdown can write one.
+    let rare = [("EDDY_CHECKPOINT_INTERVAL_MS", "3600000")];
+    let mut server = Server::start(&broker.address, &dir.path().join("data"), &rare);
+    broker.create_topics(&["calm.public.orders"]);
+    let (records, final_rows) = orders("calm.public.orders", 3_000, 300, 5);
+    let id = create_job(&server, "calm", COUNT_AND_SUM, None);
+    broker.produce(&records);
+    let running = server.wait_for_job(&id, Duration::from_secs(60), |s| s["recordsIn"] == records.len());
+    assert_eq!(running["lastCheckpointMs"], Value::Null, "{running}");
+
+    assert!(server.terminate(), "eddy serve exits cleanly on SIGTERM:\n{}", server.log());
+    server.restart();
+    let resumed = server.wait_for_job(&id, Duration::from_secs(60), |s| s["status"] == "RUNNING");
+    assert_eq!(resumed["checkpointOffsets"]["calm.public.orders"]["0"], records.len(), "{resumed}");
+    assert_eq!(resumed["recordsIn"], records.len(), "{resumed}");
+    let folded = fold_debezium(&broker.read_all("calm"));
+    assert_eq!(text_rows(&folded), count_and_sum_by_status(&final_rows));
+
+    let (code, removed) = server.delete(&format!("/v1/jobs/{id}"));
+    assert_eq!((code, &removed["status"]), (200, &json!("CANCELED")), "{removed}");
+    assert_eq!(server.get(&format!("/v1/jobs/{id}")).0, 404);
 }

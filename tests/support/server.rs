@@ -102,21 +102,8 @@ impl Server {
         (status, body)
     }
 
-    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        Self::reply(self.http.post(self.url(path)).json(body).send().unwrap())
-    }
-
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, Value) {
         Self::reply(self.http.post(self.url(path)).form(fields).send().unwrap())
-    }
-
-    pub fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
-        let request = self
-            .http
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body.to_string());
-        Self::reply(request.send().unwrap())
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {

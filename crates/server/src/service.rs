@@ -5,6 +5,7 @@
 //! the environment id, the Prisma schema and the query (planned by the engine), the format
 //! and the output topic. Only then is the connector registered and the job stored.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use eddy_engine::{Format, JobSpec, Pipeline};
@@ -46,7 +47,7 @@ pub struct ConnectorView {
 }
 
 pub struct Service {
-    supervisor: Supervisor,
+    supervisor: Arc<Supervisor>,
     connect: Option<ConnectClient>,
     brokers: String,
 }
@@ -54,7 +55,7 @@ pub struct Service {
 impl Service {
     pub fn new(supervisor: Supervisor, connect: Option<ConnectClient>, brokers: String) -> Self {
         Service {
-            supervisor,
+            supervisor: Arc::new(supervisor),
             connect,
             brokers,
         }
@@ -196,12 +197,14 @@ impl Service {
 
     /// Pauses, resumes or cancels a job; waits for it to checkpoint.
     pub async fn set_desired(&self, id: String, desired: Desired) -> Result<JobView> {
-        tokio::task::block_in_place(|| self.supervisor.set_desired(&id, desired))
+        let supervisor = Arc::clone(&self.supervisor);
+        blocking(move || supervisor.set_desired(&id, desired)).await
     }
 
     /// Cancels a job and forgets it.
     pub async fn remove(&self, id: String) -> Result<JobView> {
-        tokio::task::block_in_place(|| self.supervisor.remove(&id))
+        let supervisor = Arc::clone(&self.supervisor);
+        blocking(move || supervisor.remove(&id)).await
     }
 
     /// Connectors: Connect's list when it is configured, else those the jobs name.
@@ -227,6 +230,15 @@ impl Service {
         }
         Ok(connectors)
     }
+}
+
+/// Runs `work` (which waits for a job's thread to checkpoint) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Registry(format!("job control task failed: {e}")))?
 }
 
 fn required(field: &str, value: Option<String>) -> Result<String> {

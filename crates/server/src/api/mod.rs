@@ -187,3 +187,6 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
         "waitingForTopics": job.metrics.waiting_for_topics,
     })
 }
+
+#[cfg(test)]
+mod tests;
