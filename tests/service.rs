@@ -76,12 +76,21 @@ fn create_job_over_kafka_matches_postgres_and_delete_job_stops_it() {
         ("connectionString", connection_string()),
         ("environmentId", environment.to_string()),
         ("schema", schema()),
-        ("sqlQuery", "SELECT status, COUNT(*) FROM nowhere GROUP BY status".to_string()),
+        (
+            "sqlQuery",
+            "SELECT status, COUNT(*) FROM nowhere GROUP BY status".to_string(),
+        ),
     ];
     let fields: Vec<(&str, &str)> = bad_sql.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (code, body) = server.post_form("/createJob", &fields);
     assert_eq!(code, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("nowhere"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nowhere"),
+        "{body}"
+    );
     assert!(!body.to_string().contains(PASSWORD));
     assert_eq!(server.get("/v1/jobs").1, json!([]));
 
@@ -308,18 +317,32 @@ fn sigterm_finishes_the_batch_and_checkpoints_before_exit() {
     let (records, final_rows) = orders("calm.public.orders", 3_000, 300, 5);
     let id = create_job(&server, "calm", COUNT_AND_SUM, None);
     broker.produce(&records);
-    let running = server.wait_for_job(&id, Duration::from_secs(60), |s| s["recordsIn"] == records.len());
+    let running = server.wait_for_job(&id, Duration::from_secs(60), |s| {
+        s["recordsIn"] == records.len()
+    });
     assert_eq!(running["lastCheckpointMs"], Value::Null, "{running}");
 
-    assert!(server.terminate(), "eddy serve exits cleanly on SIGTERM:\n{}", server.log());
+    assert!(
+        server.terminate(),
+        "eddy serve exits cleanly on SIGTERM:\n{}",
+        server.log()
+    );
     server.restart();
     let resumed = server.wait_for_job(&id, Duration::from_secs(60), |s| s["status"] == "RUNNING");
-    assert_eq!(resumed["checkpointOffsets"]["calm.public.orders"]["0"], records.len(), "{resumed}");
+    assert_eq!(
+        resumed["checkpointOffsets"]["calm.public.orders"]["0"],
+        records.len(),
+        "{resumed}"
+    );
     assert_eq!(resumed["recordsIn"], records.len(), "{resumed}");
     let folded = fold_debezium(&broker.read_all("calm"));
     assert_eq!(text_rows(&folded), count_and_sum_by_status(&final_rows));
 
     let (code, removed) = server.delete(&format!("/v1/jobs/{id}"));
-    assert_eq!((code, &removed["status"]), (200, &json!("CANCELED")), "{removed}");
+    assert_eq!(
+        (code, &removed["status"]),
+        (200, &json!("CANCELED")),
+        "{removed}"
+    );
     assert_eq!(server.get(&format!("/v1/jobs/{id}")).0, 404);
 }

@@ -8,5 +8,6 @@
 mod support;
 
 mod cli;
+mod live;
 mod pg_app;
 mod service;

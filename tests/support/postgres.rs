@@ -155,6 +155,18 @@ pub struct PgServer {
 
 impl PgServer {
     pub fn start() -> PgServer {
+        PgServer::start_with("")
+    }
+
+    /// A server that logical-replication clients (Debezium) can stream changes from.
+    pub fn start_logical() -> PgServer {
+        PgServer::start_with(
+            " -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10",
+        )
+    }
+
+    /// `extra_options` are added to the server's command line (`-c name=value` each).
+    fn start_with(extra_options: &str) -> PgServer {
         let bin = pg_bin_dir();
         let as_postgres = std::fs::metadata("/proc/self")
             .map(|m| m.uid() == 0)
@@ -195,7 +207,7 @@ impl PgServer {
             let options = format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
                  -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                 -c timezone=UTC -c datestyle=ISO,MDY -c max_connections=20",
+                 -c timezone=UTC -c datestyle=ISO,MDY -c max_connections=20{extra_options}",
                 server.dir.display()
             );
             let mut start = server.server_command("pg_ctl");
@@ -215,6 +227,10 @@ impl PgServer {
             last_error = format!("{}\n{log}", describe(&out));
         }
         panic!("PostgreSQL did not start:\n{last_error}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A server program (initdb, pg_ctl), run as the postgres user when we are root.

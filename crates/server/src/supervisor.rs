@@ -266,12 +266,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 fn supervise(config: JobConfig, runtime: &Runtime) {
     let mut backoff = FIRST_BACKOFF;
     while !runtime.stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
         let outcome =
             Job::open(config.clone(), Arc::clone(&runtime.metrics)).and_then(|mut job| {
                 runtime.set(JobState::Running, None);
                 job.run(&runtime.stop)
             });
         let Err(error) = outcome else { return };
+        if started.elapsed() > MAX_BACKOFF {
+            // A failure after a long healthy run is a new incident, not the same one again.
+            backoff = FIRST_BACKOFF;
+        }
         tracing::error!(group = %config.group, %error, retry_in = ?backoff, "job failed");
         runtime.set(JobState::Failed, Some(error.to_string()));
         runtime.health.lock().restarts += 1;
