@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::support::eddy::text_rows;
-use crate::support::kafka::{Broker, fold_debezium};
+use crate::support::kafka::{Broker, fold_debezium, fold_upsert};
 use crate::support::postgres::pg_app;
 use crate::support::server::Server;
 use crate::support::workload::{KafkaRecord, count_and_sum_by_status, orders};
@@ -27,6 +27,20 @@ fn schema() -> String {
 }
 
 fn create_job(server: &Server, environment: &str, sql: &str, output_topic: Option<&str>) -> String {
+    create_job_with(
+        server,
+        environment,
+        sql,
+        output_topic.map(|t| ("outputTopic", t)),
+    )
+}
+
+fn create_job_with(
+    server: &Server,
+    environment: &str,
+    sql: &str,
+    extra: Option<(&str, &str)>,
+) -> String {
     let (connection, schema) = (connection_string(), schema());
     let mut fields = vec![
         ("connectionString", connection.as_str()),
@@ -34,7 +48,7 @@ fn create_job(server: &Server, environment: &str, sql: &str, output_topic: Optio
         ("schema", schema.as_str()),
         ("sqlQuery", sql),
     ];
-    fields.extend(output_topic.map(|t| ("outputTopic", t)));
+    fields.extend(extra);
     let (code, body) = server.post_form("/createJob", &fields);
     assert_eq!(code, 201, "createJob: {body}");
     assert_eq!(body["status"], "CREATED", "{body}");
@@ -306,6 +320,8 @@ fn resuming_inside_a_broker_batch_skips_no_record() {
     }
 }
 
+/// Also the `upsert` format: rows as values, and a null value (tombstone) for a row that is
+/// gone.
 #[test]
 fn sigterm_finishes_the_batch_and_checkpoints_before_exit() {
     let broker = Broker::start();
@@ -315,7 +331,7 @@ fn sigterm_finishes_the_batch_and_checkpoints_before_exit() {
     let mut server = Server::start(&broker.address, &dir.path().join("data"), &rare);
     broker.create_topics(&["calm.public.orders"]);
     let (records, final_rows) = orders("calm.public.orders", 3_000, 300, 5);
-    let id = create_job(&server, "calm", COUNT_AND_SUM, None);
+    let id = create_job_with(&server, "calm", PAID, Some(("format", "upsert")));
     broker.produce(&records);
     let running = server.wait_for_job(&id, Duration::from_secs(60), |s| {
         s["recordsIn"] == records.len()
@@ -335,8 +351,23 @@ fn sigterm_finishes_the_batch_and_checkpoints_before_exit() {
         "{resumed}"
     );
     assert_eq!(resumed["recordsIn"], records.len(), "{resumed}");
-    let folded = fold_debezium(&broker.read_all("calm"));
-    assert_eq!(text_rows(&folded), count_and_sum_by_status(&final_rows));
+    let output = broker.read_all("calm");
+    assert!(
+        output.iter().any(|m| m.value.is_none()),
+        "deleted paid orders leave tombstones"
+    );
+    let mut expected: Vec<Vec<String>> = final_rows
+        .iter()
+        .filter(|(_, (status, _))| status == "paid")
+        .map(|(id, (_, cents))| {
+            vec![
+                id.to_string(),
+                format!("{}.{:02}", cents / 100, cents % 100),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(text_rows(&fold_upsert(&output)), expected);
 
     let (code, removed) = server.delete(&format!("/v1/jobs/{id}"));
     assert_eq!(
@@ -345,4 +376,49 @@ fn sigterm_finishes_the_batch_and_checkpoints_before_exit() {
         "{removed}"
     );
     assert_eq!(server.get(&format!("/v1/jobs/{id}")).0, 404);
+}
+
+#[test]
+fn serve_takes_its_settings_from_a_config_file_and_names_a_bad_one() {
+    let dir = TempDir::new();
+    let port = crate::support::kafka::free_port();
+    let data = dir.path().join("data");
+    let config = dir.write(
+        "eddy.toml",
+        &format!(
+            "port = {port}\nbind = \"127.0.0.1\"\nbrokers = \"127.0.0.1:1\"\ndata-dir = \"{}\"\n",
+            data.display()
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::kafka::wait_for_port(port, "eddy serve from its config file");
+    let health: Value = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
+        .unwrap()
+        .json()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    assert!(
+        data.join("jobs").is_dir(),
+        "the data directory comes from the file"
+    );
+
+    let bad = dir.write("bad.toml", "port = 7000\nbrokerz = \"x\"\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("brokerz"),
+        "{stderr}"
+    );
 }

@@ -197,3 +197,20 @@ pub fn fold_debezium(messages: &[Received]) -> Folded {
     }
     folded
 }
+
+/// Folds an `upsert`-format output topic: the last value per key; a null value (tombstone)
+/// removes the key.
+pub fn fold_upsert(messages: &[Received]) -> Folded {
+    let mut folded = Folded::new();
+    for message in messages {
+        let key = message.key.clone().expect("result messages have keys");
+        match message.value.as_deref() {
+            Some(v) => folded.insert(
+                key,
+                serde_json::from_str(v).unwrap_or_else(|e| panic!("not a JSON row ({e}): {v}")),
+            ),
+            None => folded.remove(&key),
+        };
+    }
+    folded
+}
