@@ -332,7 +332,13 @@ fn sigterm_finishes_the_batch_and_checkpoints_before_exit() {
     broker.create_topics(&["calm.public.orders"]);
     let (records, final_rows) = orders("calm.public.orders", 3_000, 300, 5);
     let id = create_job_with(&server, "calm", PAID, Some(("format", "upsert")));
-    broker.produce(&records);
+    // In two parts, so that paid orders of the first are deleted in a later batch: tombstones.
+    let (first, second) = records.split_at(records.len() / 2);
+    broker.produce(first);
+    server.wait_for_job(&id, Duration::from_secs(60), |s| {
+        s["recordsIn"] == first.len()
+    });
+    broker.produce(second);
     let running = server.wait_for_job(&id, Duration::from_secs(60), |s| {
         s["recordsIn"] == records.len()
     });
