@@ -421,6 +421,48 @@ async fn create_connector_registers_debezium_with_kafka_connect() {
         )
     );
 
+    // createJob ensures the connector (already there), deleteJob cancels the job and deletes
+    // the connector. The job itself cannot reach Kafka here; that does not matter.
+    let (status, job) = send(
+        &fixture.router,
+        json_request("POST", "/createJob", &job_fields(&[])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(
+        job["connector"],
+        json!({"name": "shop-connector", "state": "RUNNING"})
+    );
+    assert_eq!(
+        job["connection"],
+        "postgresql://app:****@db.internal:5432/shop"
+    );
+    assert_eq!(connect.created.lock().len(), 1);
+    let request = form(
+        "/deleteJob",
+        &[
+            ("connectionString", &connection()),
+            ("environmentId", "shop"),
+        ],
+    );
+    let (status, deleted) = send(&fixture.router, request).await;
+    assert_eq!(
+        (status, &deleted["status"]),
+        (StatusCode::CREATED, &json!("CANCELED")),
+        "{deleted}"
+    );
+    assert_eq!(
+        connect.deleted.lock().clone(),
+        vec!["shop-connector".to_string()]
+    );
+    let (_, after) = send(
+        &fixture.router,
+        get_request(&format!("/jobStatus/{}", job["id"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(after["status"], "CANCELED");
+    assert_eq!(after["connector"]["state"], "NOT_FOUND");
+
     let mysql = "mysql://root:pa55-w0rd-xyz@mysql.internal:3306/inventory";
     let request = form(
         "/createConnector",
@@ -429,6 +471,7 @@ async fn create_connector_registers_debezium_with_kafka_connect() {
     let (status, _) = send(&fixture.router, request).await;
     assert_eq!(status, StatusCode::CREATED);
     let config = connect.created.lock()[1]["config"].clone();
+    assert_eq!(config["topic.prefix"], "inv");
     assert_eq!(
         config["connector.class"],
         "io.debezium.connector.mysql.MySqlConnector"
