@@ -224,24 +224,29 @@ impl Job {
     /// Reads, applies and publishes one micro-batch; returns how many records it held.
     pub fn step(&mut self) -> Result<usize> {
         let config = &self.config;
-        let replaying = self.replay.front().cloned();
-        let batch = match &replaying {
+        let (batch, replayed) = match self.replay.front().cloned() {
             Some(end) => {
-                let (batch, reached) = self.source.poll_until(end, REPLAY_TIMEOUT)?;
+                let (batch, reached) = self.source.poll_until(&end, REPLAY_TIMEOUT)?;
                 if reached {
                     self.replay.pop_front();
                 } else {
+                    // The logged batches cannot be read again (the records are gone): what
+                    // follows is a new history, logged afresh.
                     tracing::warn!(group = %config.group, "replay did not reach a logged batch end; going on without");
                     self.replay.clear();
+                    self.batches.clear()?;
                 }
-                batch
+                (batch, reached)
             }
-            None => self.source.poll_batch(config.batch_max, config.linger)?,
+            None => (
+                self.source.poll_batch(config.batch_max, config.linger)?,
+                false,
+            ),
         };
         if batch.messages.is_empty() {
             return Ok(0);
         }
-        if replaying.is_none() {
+        if !replayed {
             self.batches.append(&batch.end)?;
         }
         let records = apply(
