@@ -115,7 +115,8 @@ def main():
     eddy = None
     try:
         wait_port(kafka_port, "tansu")
-        AdminClient({"bootstrap.servers": brokers}).create_topics([NewTopic(TOPIC, 1, 1)])["bench.public.orders"].result()
+        admin = AdminClient({"bootstrap.servers": brokers})
+        admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result()
         t = time.perf_counter()
         n = produce(brokers, args.input)
         produce_s = time.perf_counter() - t
