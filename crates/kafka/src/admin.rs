@@ -20,7 +20,10 @@ pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32) -> R
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(-1)))
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // Bounded, so that a job stopped while its brokers are unreachable stops soon.
+    let options = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .operation_timeout(Some(Duration::from_secs(10)));
     for outcome in admin.create_topics(&new, &options).await? {
         match outcome {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
