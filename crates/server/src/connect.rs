@@ -32,15 +32,16 @@ impl ConnectClient {
         format!("{}{path}", self.base)
     }
 
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        request.send().await.map_err(unreachable)
+    }
+
     /// Registers a connector; one that already exists under `name` is left as it is.
     pub async fn create(&self, name: &str, config: Map<String, Value>) -> Result<()> {
+        let request = self.http.post(self.url("/connectors"));
         let response = self
-            .http
-            .post(self.url("/connectors"))
-            .json(&json!({ "name": name, "config": config }))
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .call(request.json(&json!({ "name": name, "config": config })))
+            .await?;
         match response.status() {
             s if s.is_success() => Ok(()),
             StatusCode::CONFLICT => Ok(()),
@@ -51,12 +52,8 @@ impl ConnectClient {
     /// The connector's state (`RUNNING`, `PAUSED`, `FAILED`, …), or `None` if Connect does
     /// not know it.
     pub async fn state(&self, name: &str) -> Result<Option<String>> {
-        let response = self
-            .http
-            .get(self.url(&format!("/connectors/{name}/status")))
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let path = format!("/connectors/{name}/status");
+        let response = self.call(self.http.get(self.url(&path))).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
@@ -69,12 +66,8 @@ impl ConnectClient {
 
     /// Deletes a connector; one that does not exist is not an error.
     pub async fn delete(&self, name: &str) -> Result<()> {
-        let response = self
-            .http
-            .delete(self.url(&format!("/connectors/{name}")))
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let path = format!("/connectors/{name}");
+        let response = self.call(self.http.delete(self.url(&path))).await?;
         match response.status() {
             s if s.is_success() => Ok(()),
             StatusCode::NOT_FOUND => Ok(()),
@@ -84,12 +77,7 @@ impl ConnectClient {
 
     /// The names of every connector Connect runs.
     pub async fn list(&self) -> Result<Vec<String>> {
-        let response = self
-            .http
-            .get(self.url("/connectors"))
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = self.call(self.http.get(self.url("/connectors"))).await?;
         match response.status() {
             s if s.is_success() => response.json().await.map_err(unreachable),
             s => Err(refused(s, response).await),
