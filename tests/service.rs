@@ -13,10 +13,9 @@ use crate::support::kafka::{Broker, fold_debezium, fold_upsert};
 use crate::support::postgres::pg_app;
 use crate::support::server::Server;
 use crate::support::workload::{KafkaRecord, count_and_sum_by_status, orders};
-use crate::support::{SCHEMA, TempDir, events};
+use crate::support::{COUNT_AND_SUM, SCHEMA, TempDir, events};
 
 const PASSWORD: &str = "Sup3r-s3cret-pw";
-const COUNT_AND_SUM: &str = "SELECT status, COUNT(*), SUM(amount) FROM orders GROUP BY status";
 
 fn connection_string() -> String {
     format!("postgresql://app:{PASSWORD}@db.example:5432/app")

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pg-app");
+/// The query most tests run: a grouped count and an exact decimal sum.
+pub const COUNT_AND_SUM: &str = "SELECT status, COUNT(*), SUM(amount) FROM orders GROUP BY status";
+
 pub const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pg-app/schema.prisma");
 
 /// One capture per Debezium converter setting (see fixtures/pg-app).
