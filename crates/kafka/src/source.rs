@@ -234,10 +234,16 @@ impl Source {
                             continue;
                         }
                     }
-                    self.positions
-                        .entry(topic.to_string())
-                        .or_default()
-                        .insert(partition, offset + 1);
+                    // Looked up before inserting: no topic name allocated per message.
+                    match self.positions.get_mut(topic) {
+                        Some(partitions) => {
+                            partitions.insert(partition, offset + 1);
+                        }
+                        None => {
+                            let partitions = BTreeMap::from([(partition, offset + 1)]);
+                            self.positions.insert(topic.to_string(), partitions);
+                        }
+                    }
                     batch.push(message);
                 }
                 Some(Err(KafkaError::MessageConsumption(

@@ -11,8 +11,7 @@ use url::Url;
 use crate::error::{Error, Result};
 
 /// Which Debezium connector a database needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Postgres,
     Mysql,

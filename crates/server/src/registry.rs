@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use eddy_engine::{Format, JobSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::connection::Dialect;
 use crate::error::{Error, Result};
 
 /// What the operator asked a job to be.
@@ -32,7 +31,6 @@ pub struct JobDefinition {
     pub environment_id: String,
     /// The connection string with its password replaced.
     pub connection: String,
-    pub dialect: Dialect,
     pub connector: String,
     /// Whether the service registered the connector with Kafka Connect.
     pub managed_connector: bool,

@@ -151,7 +151,6 @@ impl Service {
             dead_letter_topic: format!("{environment}.eddy.dlq"),
             environment_id: environment,
             connection: connection.redacted(),
-            dialect: connection.dialect,
             connector: connector.name,
             managed_connector: self.connect.is_some(),
             spec,
