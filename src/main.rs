@@ -4,6 +4,7 @@
 //! result exact as they arrive, and writes each net change of the result to stdout.
 //! `eddy serve` runs the job service: the REST API on :7000, jobs over Kafka.
 
+mod generate;
 mod run;
 mod serve;
 
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run a query over Debezium records read from a JSON-lines file.
     Run(run::RunArgs),
+    /// Write a deterministic Debezium changelog of the benchmark `orders` table.
+    #[command(name = "gen")]
+    Generate(generate::GenArgs),
     /// Serve the job API (port 7000) and run jobs over Kafka.
     Serve(serve::ServeArgs),
 }
@@ -33,6 +37,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Generate(args) => generate::generate(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Kafka records as JSON lines (`{"topic", "key", "value"}`); `-` reads stdin.
     #[arg(long)]
     input: PathBuf,
+    /// The input holds bare Debezium envelopes of this table, one per line, instead of
+    /// Kafka records (the shape Flink's `debezium-json` format reads).
+    #[arg(long)]
+    table: Option<String>,
     /// Output records: `upsert` (`{"key", "value"}`) or `debezium` (`{"before", "after", "op"}`).
     #[arg(long, default_value = "upsert")]
     format: Format,
@@ -114,6 +118,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         encoder: &encoder,
         out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
         on_error: args.on_error,
+        table: args.table.clone(),
         lines: Vec::new(),
         skipped: 0,
     };
@@ -153,6 +158,7 @@ struct Job<'a, W: Write> {
     encoder: &'a Encoder,
     out: W,
     on_error: OnError,
+    table: Option<String>,
     /// Line numbers of the records pushed since the last flush, by push order.
     lines: Vec<usize>,
     skipped: u64,
@@ -160,20 +166,33 @@ struct Job<'a, W: Write> {
 
 impl<W: Write> Job<'_, W> {
     fn push(&mut self, line_number: usize, line: &str) -> Result<()> {
-        let record = match serde_json::from_str::<Line>(line) {
-            Ok(record) => record,
-            Err(e) => {
-                let e =
-                    anyhow::anyhow!("not a Kafka record ({{\"topic\", \"key\", \"value\"}}): {e}");
-                return self.bad_record(line_number, e);
+        let pushed = match &self.table {
+            Some(table) => {
+                self.lines.push(line_number);
+                self.pipeline.push(Record {
+                    topic: table,
+                    key: None,
+                    value: Some(line.as_bytes()),
+                })
+            }
+            None => {
+                let record = match serde_json::from_str::<Line>(line) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        let e = anyhow::anyhow!(
+                            "not a Kafka record ({{\"topic\", \"key\", \"value\"}}): {e}"
+                        );
+                        return self.bad_record(line_number, e);
+                    }
+                };
+                self.lines.push(line_number);
+                self.pipeline.push(Record {
+                    topic: &record.topic,
+                    key: record.key.map(|k| k.get().as_bytes()),
+                    value: record.value.map(|v| v.get().as_bytes()),
+                })
             }
         };
-        self.lines.push(line_number);
-        let pushed = self.pipeline.push(Record {
-            topic: &record.topic,
-            key: record.key.map(|k| k.get().as_bytes()),
-            value: record.value.map(|v| v.get().as_bytes()),
-        });
         match pushed {
             Ok(()) => Ok(()),
             Err(e) => self.bad_record(line_number, e.into()),

@@ -1,0 +1,85 @@
+"""Runs one aggregate query over a file of Debezium envelopes on Apache Flink (PyFlink).
+
+The job is Flink's fastest single-core setting: Table API in streaming mode, parallelism 1,
+mini-batch aggregation on. The source is the filesystem connector with the debezium-json
+format over the `orders` table. Two modes:
+
+- `time`: INSERT INTO a blackhole sink and wait for the job to finish (what is measured).
+- `check`: collect the query's changelog and print it on stdout, one JSON line per change,
+  `{"op": "+I"|"-U"|"+U"|"-D", "row": {column: value}}`, decimals as strings.
+
+    python flink_job.py --input orders.jsonl --mode check --sql "SELECT ..."
+
+The gateway JVM exits when this process does (it watches its stdin), so the caller can time
+the JVM by pointing JAVA_HOME at a wrapper (see compare.py).
+"""
+import argparse
+import decimal
+import json
+import sys
+
+from pyflink.table import EnvironmentSettings, TableEnvironment
+
+SOURCE_DDL = """
+CREATE TABLE orders (
+  id INT, user_id INT, country STRING, status STRING, amount DECIMAL(12, 2),
+  created_at BIGINT, updated_at BIGINT
+) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'debezium-json')
+"""
+
+SETTINGS = {
+    "parallelism.default": "1",
+    "table.exec.resource.default-parallelism": "1",
+    "table.exec.mini-batch.enabled": "true",
+    "table.exec.mini-batch.allow-latency": "1 s",
+    "table.exec.mini-batch.size": "5000",
+}
+
+
+def table_env(path):
+    """A streaming TableEnvironment with the `orders` source over `path`."""
+    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    config = env.get_config()
+    for key, value in SETTINGS.items():
+        config.set(key, value)
+    env.execute_sql(SOURCE_DDL.format(path=path))
+    return env
+
+
+def run_to_blackhole(env, sql):
+    """Runs the query into a blackhole sink and waits for the job to end."""
+    env.execute_sql(f"CREATE TABLE sink WITH ('connector' = 'blackhole') AS {sql}").wait()
+
+
+def json_value(value):
+    """A JSON-safe value: decimals as strings, everything else as is."""
+    return str(value) if isinstance(value, decimal.Decimal) else value
+
+
+def print_changelog(env, sql):
+    """Collects the query's changelog and prints each change as a JSON line."""
+    result = env.execute_sql(sql)
+    columns = result.get_resolved_schema().get_column_names()
+    with result.collect() as changes:
+        for change in changes:
+            row = {name: json_value(value) for name, value in zip(columns, change)}
+            print(json.dumps({"op": str(change.get_row_kind()), "row": row}),
+                  flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="file of Debezium envelopes")
+    parser.add_argument("--sql", required=True, help="query over the table `orders`")
+    parser.add_argument("--mode", choices=["time", "check"], required=True)
+    args = parser.parse_args()
+    env = table_env(args.input)
+    if args.mode == "time":
+        run_to_blackhole(env, args.sql)
+    else:
+        print_changelog(env, args.sql)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
