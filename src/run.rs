@@ -106,7 +106,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         decode,
     })?;
     let encoder = Encoder::new(args.format, pipeline.key_fields(), pipeline.value_fields());
-    let input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
+    let mut input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {
         let file = File::open(&args.input)
@@ -124,10 +124,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let started = Instant::now();
     let mut line_number = 0usize;
-    for line in input.lines() {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
         line_number += 1;
-        let line = line.with_context(|| format!("reading line {line_number}"))?;
-        if line.trim().is_empty() {
+        let read = input
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading line {line_number}"))?;
+        if read == 0 {
+            break;
+        }
+        if line.trim_ascii().is_empty() {
             continue;
         }
         job.push(line_number, &line)?;
@@ -165,18 +172,18 @@ struct Job<'a, W: Write> {
 }
 
 impl<W: Write> Job<'_, W> {
-    fn push(&mut self, line_number: usize, line: &str) -> Result<()> {
+    fn push(&mut self, line_number: usize, line: &[u8]) -> Result<()> {
         let pushed = match &self.table {
             Some(table) => {
                 self.lines.push(line_number);
                 self.pipeline.push(Record {
                     topic: table,
                     key: None,
-                    value: Some(line.as_bytes()),
+                    value: Some(line),
                 })
             }
             None => {
-                let record = match serde_json::from_str::<Line>(line) {
+                let record = match serde_json::from_slice::<Line>(line) {
                     Ok(record) => record,
                     Err(e) => {
                         let e = anyhow::anyhow!(

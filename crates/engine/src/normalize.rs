@@ -16,16 +16,19 @@
 //! and updates and deletes are applied only when they carry a full `before` image
 //! (`REPLICA IDENTITY FULL`). Such rows are kept as a multiset so truncates can retract them.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
+use foldhash::{HashMap, HashMapExt};
+
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::change::ChangeBatch;
-use crate::debezium::{Event, Image, Op};
+use crate::debezium::{Event, Image, Images, Op};
 use crate::error::{Error, Result};
-use crate::rows::{RowBytes, RowCodec};
+use crate::rows::{RowBytes, RowCodec, RowsBytes};
 
 /// The rows a normalizer keeps, as row bytes of the columns the job reads.
 #[derive(Debug, Serialize, Deserialize)]
@@ -106,22 +109,27 @@ impl Normalizer {
         self.state = state;
     }
 
-    /// Applies events in order; returns the resulting row changes and the events it rejected
-    /// (which changed nothing).
-    pub fn apply(&mut self, events: Vec<Event>) -> Result<(ChangeBatch, Vec<Rejected>)> {
+    /// Applies events in order, their images being rows of `images` (the decoder's
+    /// columns); returns the resulting row changes and the events it rejected (which changed
+    /// nothing).
+    pub fn apply(
+        &mut self,
+        events: Vec<Event>,
+        images: &Images,
+    ) -> Result<(ChangeBatch, Vec<Rejected>)> {
         let mut out = Changes::default();
         let mut rejected = Vec::new();
-        let encoded = self.encode(&events)?;
-        for (index, (event, encoded)) in events.into_iter().zip(encoded).enumerate() {
+        let encoded = self.encode(images)?;
+        let images = images.columns.as_slice();
+        for (index, event) in events.into_iter().enumerate() {
             let result = match &self.state {
-                TableState::Keyed(_) => self.apply_keyed(event, encoded, &mut out),
-                TableState::Multiset(_) => self.apply_multiset(event, encoded, &mut out),
+                TableState::Keyed(_) => self.apply_keyed(event, images, &encoded, &mut out),
+                TableState::Multiset(_) => self.apply_multiset(event, images, &encoded, &mut out),
             };
             if let Err(error) = result {
                 rejected.push(Rejected { index, error });
             }
         }
-        let columns = self.rows.decode(out.rows.iter().map(|r| r.as_ref()))?;
         let columns = if out.rows.is_empty() {
             self.schema
                 .fields()
@@ -129,7 +137,7 @@ impl Normalizer {
                 .map(|f| datafusion::arrow::array::new_empty_array(f.data_type()))
                 .collect()
         } else {
-            columns
+            self.rows.decode(out.rows.iter().map(|r| r.as_ref()))?
         };
         let batch = ChangeBatch::try_from_columns(self.schema.clone(), columns, out.weights)?;
         Ok((batch, rejected))
@@ -139,132 +147,105 @@ impl Normalizer {
         Error::event(&self.topic_table, message)
     }
 
-    /// Every image of a batch as row bytes, encoded column-wise in one pass (encoding rows
-    /// one by one costs more than the rest of the normalizer).
-    fn encode(&self, events: &[Event]) -> Result<Vec<Encoded>> {
-        let mut images: Vec<&Image> = Vec::with_capacity(events.len() * 2);
-        fn slot<'a>(image: Option<&'a Image>, images: &mut Vec<&'a Image>) -> Option<usize> {
-            image.map(|image| {
-                images.push(image);
-                images.len() - 1
-            })
-        }
-        let mut slots = Vec::with_capacity(events.len());
-        for event in events {
-            let before = slot(event.before.as_ref().or(event.key.as_ref()), &mut images);
-            let after = slot(event.after.as_ref(), &mut images);
-            slots.push((before, after));
-        }
-        let columns = (0..self.schema.fields().len())
-            .map(|c| {
-                if images.is_empty() {
-                    Ok(datafusion::arrow::array::new_empty_array(
-                        self.schema.field(c).data_type(),
-                    ))
-                } else {
-                    ScalarValue::iter_to_array(images.iter().map(|image| image.values[c].clone()))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Every image's row and key bytes, encoded column-wise in one pass (encoding rows one
+    /// by one costs more than the rest of the normalizer).
+    fn encode(&self, images: &Images) -> Result<Encoded> {
         let key_columns: Vec<_> = self
             .key_positions
             .iter()
-            .map(|&p| columns[p].clone())
+            .map(|&p| images.columns[p].clone())
             .collect();
-        let mut rows = self.rows.encode_all(&columns, images.len())?;
-        let mut keys = self.keys.encode_all(&key_columns, images.len())?;
-        // Each slot names a distinct image, so every image's bytes are moved out exactly once.
-        let mut encoded = |slot: Option<usize>| {
-            slot.map(|i| EncodedImage {
-                row: std::mem::take(&mut rows[i]),
-                key: std::mem::take(&mut keys[i]),
-            })
-        };
-        Ok(slots
-            .into_iter()
-            .map(|(before, after)| Encoded {
-                before: encoded(before),
-                after: encoded(after),
-            })
-            .collect())
+        Ok(Encoded {
+            rows: self.rows.encode_rows(&images.columns, images.rows)?,
+            keys: self.keys.encode_rows(&key_columns, images.rows)?,
+        })
     }
 
-    fn check_key(&self, image: &Image) -> Result<()> {
+    fn check_key(&self, image: &Image, images: &[ArrayRef]) -> Result<()> {
         if self
             .key_positions
             .iter()
-            .any(|&p| image.values[p].is_null())
+            .any(|&p| images[p].is_null(image.row))
         {
             return Err(self.fail("primary key column is null"));
         }
         Ok(())
     }
 
-    fn apply_keyed(&mut self, event: Event, encoded: Encoded, out: &mut Changes) -> Result<()> {
+    fn apply_keyed<'e>(
+        &mut self,
+        event: Event,
+        images: &[ArrayRef],
+        encoded: &'e Encoded,
+        out: &mut Changes<'e>,
+    ) -> Result<()> {
         match event.op {
             Op::Read | Op::Create | Op::Update => {
-                let (Some(mut after), Some(encoded_after)) = (event.after, encoded.after) else {
+                let Some(after) = event.after else {
                     return Err(self.fail("change without an `after` image"));
                 };
-                self.check_key(&after)?;
-                let key = encoded_after.key;
-                let mut row = encoded_after.row;
+                self.check_key(&after, images)?;
+                let key = encoded.keys.row(after.row);
+                let mut row = Cow::Borrowed(encoded.rows.row(after.row));
                 let TableState::Keyed(rows) = &self.state else {
                     return Ok(());
                 };
                 if !after.unavailable.is_empty() {
-                    let stored = rows.get(&key).ok_or_else(|| {
+                    let stored = rows.get(key).ok_or_else(|| {
                         self.fail(
                             "unchanged TOAST value for a row Eddy has not seen; \
                              use REPLICA IDENTITY FULL or re-snapshot the table",
                         )
                     })?;
                     let stored = self.rows.decode_scalars(stored)?;
+                    let mut values = scalars(images, after.row)?;
                     for &p in &after.unavailable {
-                        after.values[p] = stored[p].clone();
+                        values[p] = stored[p].clone();
                     }
-                    row = self.rows.encode_scalars(&after.values)?;
+                    row = Cow::Owned(self.rows.encode_scalars(&values)?.into());
                 }
-                let moved_from = match (event.before.as_ref(), encoded.before) {
-                    (Some(before), Some(encoded_before)) if event.op == Op::Update => {
-                        self.check_key(before)?;
-                        Some(encoded_before.key).filter(|old| *old != key)
+                let moved_from = match &event.before {
+                    Some(before) if event.op == Op::Update => {
+                        self.check_key(before, images)?;
+                        Some(encoded.keys.row(before.row)).filter(|old| *old != key)
                     }
                     _ => None,
                 };
                 let TableState::Keyed(rows) = &mut self.state else {
                     return Ok(());
                 };
-                if let Some(old) = moved_from.and_then(|old_key| rows.remove(&old_key)) {
-                    out.push(old, -1);
+                if let Some(old) = moved_from.and_then(|old_key| rows.remove(old_key)) {
+                    out.push(Cow::Owned(old.into()), -1);
                 }
-                match rows.insert(key, row.clone()) {
-                    Some(old) if old == row => {}
-                    Some(old) => {
-                        out.push(old, -1);
+                match rows.get_mut(key) {
+                    Some(stored) if **stored == *row => {}
+                    Some(stored) => {
+                        let old = std::mem::replace(stored, row.as_ref().into());
+                        out.push(Cow::Owned(old.into()), -1);
                         out.push(row, 1);
                     }
-                    None => out.push(row, 1),
+                    None => {
+                        rows.insert(key.into(), row.as_ref().into());
+                        out.push(row, 1);
+                    }
                 }
             }
             Op::Delete => {
-                let (Some(image), Some(encoded_before)) =
-                    (event.before.as_ref().or(event.key.as_ref()), encoded.before)
-                else {
+                let Some(image) = event.before.as_ref().or(event.key.as_ref()) else {
                     return Err(self.fail("delete without a key"));
                 };
-                self.check_key(image)?;
-                let key = encoded_before.key;
+                self.check_key(image, images)?;
+                let key = encoded.keys.row(image.row);
                 if let TableState::Keyed(rows) = &mut self.state
-                    && let Some(old) = rows.remove(&key)
+                    && let Some(old) = rows.remove(key)
                 {
-                    out.push(old, -1);
+                    out.push(Cow::Owned(old.into()), -1);
                 }
             }
             Op::Truncate => {
                 if let TableState::Keyed(rows) = &mut self.state {
                     for (_, old) in rows.drain() {
-                        out.push(old, -1);
+                        out.push(Cow::Owned(old.into()), -1);
                     }
                 }
             }
@@ -272,7 +253,13 @@ impl Normalizer {
         Ok(())
     }
 
-    fn apply_multiset(&mut self, event: Event, encoded: Encoded, out: &mut Changes) -> Result<()> {
+    fn apply_multiset<'e>(
+        &mut self,
+        event: Event,
+        images: &[ArrayRef],
+        encoded: &'e Encoded,
+        out: &mut Changes<'e>,
+    ) -> Result<()> {
         let needs_before = matches!(event.op, Op::Update | Op::Delete);
         let before = match event.before {
             Some(before) if before.unavailable.is_empty() => Some(before),
@@ -284,21 +271,25 @@ impl Normalizer {
             }
             _ => None,
         };
-        let encoded_after = match (event.after, encoded.after) {
-            (Some(mut after), Some(_)) if !after.unavailable.is_empty() => {
+        let encoded_after = match event.after {
+            Some(after) if !after.unavailable.is_empty() => {
                 let Some(before) = before.as_ref() else {
                     return Err(self.fail("unchanged TOAST value without a `before` image"));
                 };
+                let mut values = scalars(images, after.row)?;
+                let old = scalars(images, before.row)?;
                 for &p in &after.unavailable {
-                    after.values[p] = before.values[p].clone();
+                    values[p] = old[p].clone();
                 }
-                Some(self.rows.encode_scalars(&after.values)?)
+                Some(Cow::Owned(self.rows.encode_scalars(&values)?.into()))
             }
-            (_, encoded) if event.op != Op::Delete => encoded.map(|e| e.row),
+            Some(after) if event.op != Op::Delete => {
+                Some(Cow::Borrowed(encoded.rows.row(after.row)))
+            }
             _ => None,
         };
-        let encoded_before = match encoded.before {
-            Some(b) if needs_before && before.is_some() => Some(b.row),
+        let encoded_before = match &before {
+            Some(b) if needs_before => Some(encoded.rows.row(b.row)),
             _ => None,
         };
         let TableState::Multiset(rows) = &mut self.state else {
@@ -306,48 +297,50 @@ impl Normalizer {
         };
         if event.op == Op::Truncate {
             for (row, count) in rows.drain() {
-                out.push(row, -count);
+                out.push(Cow::Owned(row.into()), -count);
             }
             return Ok(());
         }
         if let Some(old) = encoded_before
-            && let Some(count) = rows.get_mut(&old)
+            && let Some(count) = rows.get_mut(old)
         {
             *count -= 1;
             if *count == 0 {
-                rows.remove(&old);
+                rows.remove(old);
             }
-            out.push(old, -1);
+            out.push(Cow::Borrowed(old), -1);
         }
         if let Some(new) = encoded_after {
-            *rows.entry(new.clone()).or_insert(0) += 1;
+            *rows.entry(new.as_ref().into()).or_insert(0) += 1;
             out.push(new, 1);
         }
         Ok(())
     }
 }
 
-/// An image's row and key bytes.
-struct EncodedImage {
-    row: RowBytes,
-    key: RowBytes,
+/// Row `row` of `columns` as scalars.
+fn scalars(columns: &[ArrayRef], row: usize) -> Result<Vec<ScalarValue>> {
+    Ok(columns
+        .iter()
+        .map(|c| ScalarValue::try_from_array(c, row))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// An event's images as bytes: `before` holds the Kafka key's image when `before` is absent.
+/// Row and key bytes of every image of a batch, by row.
 struct Encoded {
-    before: Option<EncodedImage>,
-    after: Option<EncodedImage>,
+    rows: RowsBytes,
+    keys: RowsBytes,
 }
 
 /// Row changes collected during one `apply`.
 #[derive(Default)]
-struct Changes {
-    rows: Vec<RowBytes>,
+struct Changes<'e> {
+    rows: Vec<Cow<'e, [u8]>>,
     weights: Vec<i64>,
 }
 
-impl Changes {
-    fn push(&mut self, row: RowBytes, weight: i64) {
+impl<'e> Changes<'e> {
+    fn push(&mut self, row: Cow<'e, [u8]>, weight: i64) {
         self.rows.push(row);
         self.weights.push(weight);
     }

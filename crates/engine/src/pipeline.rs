@@ -148,7 +148,12 @@ impl Pipeline {
                         Arc::new(Schema::new(kept)),
                         source.key_positions.clone(),
                     )?,
-                    decoder: TableDecoder::new(table, source.columns.clone(), spec.decode),
+                    decoder: TableDecoder::new(
+                        table,
+                        source.columns.clone(),
+                        source.key_positions.clone(),
+                        spec.decode,
+                    ),
                     pending: Vec::new(),
                 })
             })
@@ -251,7 +256,8 @@ impl Pipeline {
         for source in &mut self.sources {
             let (ordinals, events): (Vec<u64>, Vec<Event>) =
                 std::mem::take(&mut source.pending).into_iter().unzip();
-            let (batch, refused) = source.normalizer.apply(events)?;
+            let images = source.decoder.finish()?;
+            let (batch, refused) = source.normalizer.apply(events, &images)?;
             rejected.extend(refused.into_iter().map(|r| RejectedEvent {
                 ordinal: ordinals[r.index],
                 error: r.error,

@@ -14,6 +14,23 @@ use crate::error::Result;
 /// Row bytes as kept in state.
 pub type RowBytes = Box<[u8]>;
 
+/// Many rows' bytes in one buffer, as [`RowCodec::encode_rows`] made them.
+#[derive(Debug)]
+pub enum RowsBytes {
+    Encoded(Rows),
+    /// Rows of no columns: every row is empty bytes.
+    Empty,
+}
+
+impl RowsBytes {
+    pub fn row(&self, i: usize) -> &[u8] {
+        match self {
+            RowsBytes::Encoded(rows) => rows.row(i).data(),
+            RowsBytes::Empty => &[],
+        }
+    }
+}
+
 /// Encodes rows of fixed column types into bytes and back.
 #[derive(Debug)]
 pub struct RowCodec {
@@ -39,14 +56,13 @@ impl RowCodec {
         Ok(self.converter.convert_columns(columns)?)
     }
 
-    /// Encodes `num_rows` rows of these columns, each into its own bytes; with no columns
-    /// every row is empty bytes.
-    pub fn encode_all(&self, columns: &[ArrayRef], num_rows: usize) -> Result<Vec<RowBytes>> {
+    /// Encodes `num_rows` rows of these columns into one buffer.
+    pub fn encode_rows(&self, columns: &[ArrayRef], num_rows: usize) -> Result<RowsBytes> {
         if self.types.is_empty() {
-            return Ok(vec![RowBytes::default(); num_rows]);
+            return Ok(RowsBytes::Empty);
         }
-        let rows = self.encode(columns)?;
-        Ok(rows.iter().map(|row| row.as_ref().into()).collect())
+        debug_assert!(columns.iter().all(|c| c.len() == num_rows));
+        Ok(RowsBytes::Encoded(self.encode(columns)?))
     }
 
     /// Decodes rows (bytes this codec produced) back into columns.

@@ -5,22 +5,21 @@
 //! and MySQL connectors ([`value`]). Only the columns a job reads are decoded: the rest of a
 //! row is never materialized.
 
+mod cells;
 pub mod inline_schema;
+mod scan;
 pub mod value;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::common::ScalarValue;
-use serde::Deserialize;
-use serde_json::Value;
-use serde_json::value::RawValue;
-
 use crate::error::{Error, Result};
 use crate::schema::TableDef;
+pub use cells::Images;
+use cells::{Cell, ImageColumns};
 use inline_schema::FieldHint;
+use scan::Scanner;
 pub use value::{DecimalHandling, DecodeOptions, TimePrecision};
 
 /// The table a Debezium topic (`<prefix>.<schema>.<table>`) carries: its last part.
@@ -43,12 +42,12 @@ pub enum Op {
     Truncate,
 }
 
-/// A row image: the values of the columns a job reads, in the decoder's column order.
+/// A row image: a row of the decoder's columns (see [`TableDecoder::finish`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
-    pub values: Vec<ScalarValue>,
-    /// Positions (into `values`) of unchanged TOASTed values the source did not send; their
-    /// slot in `values` holds a null until the normalizer fills in the stored value.
+    pub row: usize,
+    /// Positions of unchanged TOASTed values the source did not send; their cells hold a
+    /// null until the normalizer fills in the stored value.
     pub unavailable: Vec<usize>,
 }
 
@@ -62,79 +61,140 @@ pub struct Event {
     pub key: Option<Image>,
 }
 
-#[derive(Deserialize)]
-struct Wire<'a> {
-    #[serde(borrow)]
-    schema: Option<&'a RawValue>,
-    #[serde(borrow)]
-    payload: Option<&'a RawValue>,
-    #[serde(borrow)]
-    before: Option<RawImage<'a>>,
-    #[serde(borrow)]
-    after: Option<RawImage<'a>>,
-    op: Option<String>,
+/// Where a column's value is in the text scanned: `start..end`.
+type Span = Option<(usize, usize)>;
+
+/// What an envelope held for `before` or `after`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    #[default]
+    Absent,
+    Null,
+    /// An object, whose columns' spans the scan recorded.
+    Object,
 }
 
-/// A row image's fields borrowed from the message: a value stays raw JSON until a column the
-/// job reads asks for it, so the columns it does not read cost a scan and no allocation.
-struct RawImage<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl RawImage<'_> {
-    fn get(&self, name: &str) -> Option<&RawValue> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
-    }
+/// Where the parts of an envelope the decoder reads are, in the text scanned.
+#[derive(Default)]
+struct Layout {
+    schema: Span,
+    payload: Span,
+    op: Span,
+    before: Side,
+    after: Side,
 }
 
-/// A field name, borrowed unless it holds escapes.
-#[derive(Deserialize)]
-struct FieldName<'a>(#[serde(borrow)] Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawImage<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
-            type Value = RawImage<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a row image object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<RawImage<'a>, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(FieldName(name)) = map.next_key()? {
-                    fields.push((name, map.next_value()?));
+/// Scans an envelope once: the spans of `before`'s and `after`'s columns go to
+/// `before`/`after` (by position in `names`), the rest of what is read to the [`Layout`].
+fn scan_envelope(
+    bytes: &[u8],
+    names: &[Box<str>],
+    before: &mut [Span],
+    after: &mut [Span],
+) -> scan::Result<Layout> {
+    let mut layout = Layout::default();
+    let mut scanner = Scanner::new(bytes);
+    scanner.object(|s, key, _| {
+        let (side, spans) = match key {
+            b"before" => (&mut layout.before, &mut *before),
+            b"after" => (&mut layout.after, &mut *after),
+            _ => {
+                let value = s.value()?;
+                let start = s.offset_of(value);
+                let span = Some((start, start + value.len()));
+                match key {
+                    b"schema" => layout.schema = span,
+                    b"payload" => layout.payload = span,
+                    b"op" => layout.op = span,
+                    _ => {}
                 }
-                Ok(RawImage(fields))
+                return Ok(());
             }
+        };
+        if s.peek_null() {
+            s.value()?;
+            *side = Side::Null;
+        } else {
+            scan_image(s, names, spans)?;
+            *side = Side::Object;
         }
-        deserializer.deserialize_map(Fields(std::marker::PhantomData))
-    }
+        Ok(())
+    })?;
+    scanner.end()?;
+    Ok(layout)
 }
 
-/// Decodes the records of one table, reading only some of its columns.
+/// Records the spans of an image object's columns (the first of duplicate names).
+fn scan_image(s: &mut Scanner<'_>, names: &[Box<str>], spans: &mut [Span]) -> scan::Result<()> {
+    spans.fill(None);
+    s.object(|s, name, escaped| {
+        let value = s.value()?;
+        let pos = if escaped {
+            let name = scan::key_text(name, true);
+            names
+                .iter()
+                .position(|n| Some(n.as_ref()) == name.as_deref())
+        } else {
+            names.iter().position(|n| n.as_bytes() == name)
+        };
+        if let Some(pos) = pos
+            && spans[pos].is_none()
+        {
+            let start = s.offset_of(value);
+            spans[pos] = Some((start, start + value.len()));
+        }
+        Ok(())
+    })
+}
+
+/// Decodes the records of one table, reading only some of its columns, into Arrow columns.
 #[derive(Debug)]
 pub struct TableDecoder {
     table: Arc<TableDef>,
     columns: Vec<usize>,
+    /// The columns' names, by position.
+    names: Vec<Box<str>>,
+    /// Positions of the primary key within `columns`: all a `before` image is read for
+    /// when the table has one.
+    key_positions: Vec<usize>,
     options: DecodeOptions,
     /// Hints per distinct inline schema, keyed by a hash of its text.
     hints: HashMap<u64, Arc<Vec<Option<FieldHint>>>>,
+    images: ImageColumns,
+    /// Scratch space for the spans of one record's images.
+    before_spans: Vec<Span>,
+    after_spans: Vec<Span>,
 }
 
 impl TableDecoder {
-    /// A decoder producing images of `columns` (indices into the table's columns).
-    pub fn new(table: Arc<TableDef>, columns: Vec<usize>, options: DecodeOptions) -> Self {
+    /// A decoder producing images of `columns` (indices into the table's columns), whose
+    /// primary key is at `key_positions` among them (empty when the table has none).
+    pub fn new(
+        table: Arc<TableDef>,
+        columns: Vec<usize>,
+        key_positions: Vec<usize>,
+        options: DecodeOptions,
+    ) -> Self {
+        let images = ImageColumns::new(columns.iter().map(|&c| table.columns[c].data_type.clone()));
+        let names = columns
+            .iter()
+            .map(|&c| table.columns[c].name.as_str().into())
+            .collect();
         Self {
+            before_spans: vec![None; columns.len()],
+            after_spans: vec![None; columns.len()],
             table,
             columns,
+            names,
+            key_positions,
             options,
             hints: HashMap::new(),
+            images,
         }
     }
 
     /// Decodes one record; `Ok(None)` for a tombstone (a null value), which carries nothing
-    /// the preceding delete did not.
+    /// the preceding delete did not. A refused record leaves no image behind.
     pub fn decode(
         &mut self,
         topic: &str,
@@ -145,124 +205,175 @@ impl TableDecoder {
         let Some(value) = value.filter(|v| !is_json_null(v)) else {
             return Ok(None);
         };
-        let outer: Wire =
-            serde_json::from_slice(value).map_err(|e| fail(format!("value is not JSON: {e}")))?;
-        let (hints, wire) = match (outer.schema, outer.payload) {
-            (_, Some(payload)) if payload.get() == "null" => return Ok(None),
-            (schema, Some(payload)) => {
-                let hints = match schema {
-                    Some(schema) => Some(self.hints_for(schema.get()).map_err(fail)?),
+        let mut before_spans = std::mem::take(&mut self.before_spans);
+        let mut after_spans = std::mem::take(&mut self.after_spans);
+        let decoded = self.decode_value(value, key, &mut before_spans, &mut after_spans);
+        self.before_spans = before_spans;
+        self.after_spans = after_spans;
+        decoded.map_err(fail)
+    }
+
+    fn decode_value(
+        &mut self,
+        value: &[u8],
+        key: Option<&[u8]>,
+        before_spans: &mut [Span],
+        after_spans: &mut [Span],
+    ) -> Result<Option<Event>, String> {
+        let outer = scan_envelope(value, &self.names, before_spans, after_spans)
+            .map_err(|e| format!("value is not JSON: {e}"))?;
+        let (hints, text, wire) = match outer.payload {
+            Some((start, end)) => {
+                let payload = &value[start..end];
+                if scan::is_null(payload) {
+                    return Ok(None);
+                }
+                let hints = match outer.schema {
+                    Some((start, end)) => Some(self.hints_for(&value[start..end])?),
                     None => None,
                 };
-                let inner: Wire = serde_json::from_str(payload.get())
-                    .map_err(|e| fail(format!("payload is not an envelope: {e}")))?;
-                (hints, inner)
+                let inner = scan_envelope(payload, &self.names, before_spans, after_spans)
+                    .map_err(|e| format!("payload is not an envelope: {e}"))?;
+                (hints, payload, inner)
             }
-            (_, None) => (None, outer),
+            None => (None, value, outer),
         };
-        let op = match wire.op.as_deref() {
-            Some("r") => Op::Read,
-            Some("c") => Op::Create,
-            Some("u") => Op::Update,
-            Some("d") => Op::Delete,
-            Some("t") => Op::Truncate,
-            Some(other) => return Err(fail(format!("unknown op {other:?}"))),
-            None => return Err(fail("not a Debezium change event: no `op`".into())),
+        let op = match wire.op.map(|(start, end)| &text[start..end]) {
+            Some(b"\"r\"") => Op::Read,
+            Some(b"\"c\"") => Op::Create,
+            Some(b"\"u\"") => Op::Update,
+            Some(b"\"d\"") => Op::Delete,
+            Some(b"\"t\"") => Op::Truncate,
+            Some(b"null") | None => return Err("not a Debezium change event: no `op`".into()),
+            Some(other) => {
+                return Err(format!("unknown op {}", String::from_utf8_lossy(other)));
+            }
         };
         let hints = hints.as_deref().map(Vec::as_slice);
         // A `before` image may legitimately lack columns (REPLICA IDENTITY DEFAULT sends
-        // the key only); it is only ever read for its key or, when complete, as a retraction.
-        let image = |row: &Option<RawImage>, which: &str| {
-            row.as_ref()
-                .map(|row| self.image(row, hints, which == "before"))
-                .transpose()
-                .map_err(|e| fail(format!("`{which}`: {e}")))
+        // the key only); it is only ever read for its key or, on a table without one, as a
+        // retraction.
+        let keyed = !self.key_positions.is_empty();
+        let before = match wire.before {
+            Side::Object => Some(
+                self.image(text, before_spans, hints, true, keyed)
+                    .map_err(|e| format!("`before`: {e}"))?,
+            ),
+            _ => None,
         };
-        let before = image(&wire.before, "before")?;
-        let after = image(&wire.after, "after")?;
+        let after = match wire.after {
+            Side::Object => Some(
+                self.image(text, after_spans, hints, false, false)
+                    .map_err(|e| format!("`after`: {e}"))?,
+            ),
+            _ => None,
+        };
         let key = match key {
             Some(key) if op == Op::Delete && before.is_none() => {
-                self.key_image(key).map_err(fail)?
+                self.key_image(key, before_spans)?
             }
             _ => None,
         };
         let needs_after = matches!(op, Op::Read | Op::Create | Op::Update);
         if needs_after && after.is_none() {
-            return Err(fail(format!("op {op:?} without an `after` image")));
+            return Err(format!("op {op:?} without an `after` image"));
         }
         if op == Op::Delete && before.is_none() && key.is_none() {
-            return Err(fail("delete without a `before` image or a key".into()));
+            return Err("delete without a `before` image or a key".into());
         }
+        let mut push = |cells: Option<Vec<Cell<'_>>>| {
+            cells
+                .map(|cells| self.push(cells))
+                .transpose()
+                .map_err(|e| e.to_string())
+        };
         Ok(Some(Event {
             op,
-            before,
-            after,
-            key,
+            before: push(before)?,
+            after: push(after)?,
+            key: push(key)?,
         }))
     }
 
-    fn hints_for(&mut self, raw: &str) -> Result<Arc<Vec<Option<FieldHint>>>, String> {
+    fn push(&mut self, cells: Vec<Cell<'_>>) -> Result<Image> {
+        let mut unavailable = Vec::new();
+        let row = self.images.push(cells, &mut unavailable)?;
+        Ok(Image { row, unavailable })
+    }
+
+    /// The images decoded since the last call; [`Image::row`] indexes their rows.
+    pub fn finish(&mut self) -> Result<Images> {
+        self.images.finish()
+    }
+
+    fn hints_for(&mut self, raw: &[u8]) -> Result<Arc<Vec<Option<FieldHint>>>, String> {
         let mut hasher = DefaultHasher::new();
         raw.hash(&mut hasher);
         let id = hasher.finish();
         if let Some(hints) = self.hints.get(&id) {
             return Ok(Arc::clone(hints));
         }
-        let hints = Arc::new(inline_schema::resolve(raw, &self.table, &self.columns)?);
+        let text = std::str::from_utf8(raw).map_err(|e| format!("schema is not UTF-8: {e}"))?;
+        let hints = Arc::new(inline_schema::resolve(text, &self.table, &self.columns)?);
         self.hints.insert(id, Arc::clone(&hints));
         Ok(hints)
     }
 
-    fn image(
+    /// One image's cells from its columns' spans in `text`. A `partial` image may lack
+    /// columns (they are null); a `key_only` one is read for its primary key alone.
+    fn image<'a>(
         &self,
-        row: &RawImage,
+        text: &'a [u8],
+        spans: &[Span],
         hints: Option<&[Option<FieldHint>]>,
         partial: bool,
-    ) -> Result<Image, String> {
-        let mut values = Vec::with_capacity(self.columns.len());
-        let mut unavailable = Vec::new();
-        for (pos, &i) in self.columns.iter().enumerate() {
+        key_only: bool,
+    ) -> Result<Vec<Cell<'a>>, String> {
+        let mut cells = Vec::with_capacity(self.columns.len());
+        for (pos, (&i, span)) in self.columns.iter().zip(spans).enumerate() {
             let column = &self.table.columns[i];
+            if key_only && !self.key_positions.contains(&pos) {
+                cells.push(Cell::Null);
+                continue;
+            }
             let hint = hints.and_then(|h| h.get(pos)).and_then(Option::as_ref);
-            let decoded = match row.get(&column.name) {
-                Some(raw) => {
-                    let json: Value = serde_json::from_str(raw.get())
-                        .map_err(|e| format!("column `{}`: {e}", column.name))?;
-                    value::decode(&json, &column.data_type, hint, &self.options)
+            cells.push(match span {
+                Some((start, end)) => {
+                    cells::decode(&text[*start..*end], &column.data_type, hint, &self.options)
                         .map_err(|e| format!("column `{}`: {e}", column.name))?
                 }
-                None if column.nullable || partial => value::Decoded::Value(
-                    ScalarValue::try_from(&column.data_type).map_err(|e| e.to_string())?,
-                ),
+                None if column.nullable || partial => Cell::Null,
                 None => return Err(format!("column `{}` is missing", column.name)),
-            };
-            match decoded {
-                value::Decoded::Value(v) => values.push(v),
-                value::Decoded::Unavailable => {
-                    unavailable.push(pos);
-                    values
-                        .push(ScalarValue::try_from(&column.data_type).map_err(|e| e.to_string())?);
-                }
-            }
+            });
         }
-        Ok(Image {
-            values,
-            unavailable,
-        })
+        Ok(cells)
     }
 
-    /// The Kafka key as a partial image, used when a delete comes without `before`.
-    fn key_image(&self, key: &[u8]) -> Result<Option<Image>, String> {
-        let Ok(outer) = serde_json::from_slice::<RawImage>(key) else {
+    /// The Kafka key (`{"id": …}`, or that under `payload`) as a partial image, used when a
+    /// delete comes without `before`; `None` when the key is not such an object.
+    fn key_image<'a>(
+        &self,
+        key: &'a [u8],
+        spans: &mut [Span],
+    ) -> Result<Option<Vec<Cell<'a>>>, String> {
+        let mut payload = None;
+        let mut scanner = Scanner::new(key);
+        let scanned = scanner.object(|s, name, _| {
+            let value = s.value()?;
+            if name == b"payload" {
+                payload = Some(value);
+            }
+            Ok(())
+        });
+        if scanned.is_err() {
             return Ok(None);
-        };
-        match outer.get("payload") {
-            Some(payload) => match serde_json::from_str::<RawImage>(payload.get()) {
-                Ok(inner) => self.image(&inner, None, true).map(Some),
-                Err(_) => Ok(None),
-            },
-            None => self.image(&outer, None, true).map(Some),
         }
+        let fields = payload.unwrap_or(key);
+        if scan_image(&mut Scanner::new(fields), &self.names, spans).is_err() {
+            return Ok(None);
+        }
+        let key_only = !self.key_positions.is_empty();
+        self.image(fields, spans, None, true, key_only).map(Some)
     }
 }
 

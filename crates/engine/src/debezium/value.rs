@@ -205,35 +205,60 @@ fn decimal_value(
     let value = match json {
         Value::Number(n) => decimal::parse_text(&n.to_string(), scale),
         Value::Object(fields) => variable_scale(fields, scale)?,
-        Value::String(s) => {
-            let as_bytes = match hint.map(|h| h.connect_type.as_str()) {
-                Some("bytes") => true,
-                Some(_) => false,
-                None => match options.decimal_handling {
-                    DecimalHandling::Precise => true,
-                    DecimalHandling::String => false,
-                    DecimalHandling::Auto => decimal::parse_text(s, scale).is_none(),
-                },
-            };
-            if as_bytes {
-                let unscaled = decimal::from_be_bytes(&binary(json)?)
-                    .ok_or_else(|| format!("decimal bytes {s:?} exceed 256 bits"))?;
-                let source_scale = hint.and_then(|h| h.scale).unwrap_or(scale);
-                decimal::rescale(unscaled, source_scale, scale)
-            } else {
-                decimal::parse_text(s, scale)
-            }
-        }
+        Value::String(s) => return decimal_from_text(s, precision, scale as i8, hint, options),
         other => return Err(format!("expected a decimal, found {}", kind(other))),
     };
-    let value = value.ok_or_else(|| format!("invalid decimal {json}"))?;
+    within_precision(value, &json, precision, scale)
+}
+
+/// The parsed value if there is one and it fits `precision` digits; errors show `shown`.
+fn within_precision(
+    value: Option<i256>,
+    shown: &dyn std::fmt::Display,
+    precision: u8,
+    scale: i32,
+) -> Result<i256, String> {
+    let value = value.ok_or_else(|| format!("invalid decimal {shown}"))?;
     if decimal::fits_precision(value, precision) {
         Ok(value)
     } else {
         Err(format!(
-            "decimal {json} does not fit decimal({precision},{scale})"
+            "decimal {shown} does not fit decimal({precision},{scale})"
         ))
     }
+}
+
+/// A decimal sent as a JSON string: base64 unscaled bytes (`precise`) or decimal text
+/// (`string`), as the inline schema, else the options, else the text's shape says.
+fn decimal_from_text(
+    s: &str,
+    precision: u8,
+    scale: i8,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<i256, String> {
+    let scale = scale as i32;
+    let as_bytes = match hint.map(|h| h.connect_type.as_str()) {
+        Some("bytes") => true,
+        Some(_) => false,
+        None => match options.decimal_handling {
+            DecimalHandling::Precise => true,
+            DecimalHandling::String => false,
+            DecimalHandling::Auto => decimal::parse_text(s, scale).is_none(),
+        },
+    };
+    let value = if as_bytes {
+        let bytes = BASE64
+            .decode(s)
+            .map_err(|e| format!("invalid base64 bytes {s:?}: {e}"))?;
+        let unscaled = decimal::from_be_bytes(&bytes)
+            .ok_or_else(|| format!("decimal bytes {s:?} exceed 256 bits"))?;
+        let source_scale = hint.and_then(|h| h.scale).unwrap_or(scale);
+        decimal::rescale(unscaled, source_scale, scale)
+    } else {
+        decimal::parse_text(s, scale)
+    };
+    within_precision(value, &format_args!("{s:?}"), precision, scale)
 }
 
 /// `io.debezium.data.VariableScaleDecimal`: `{"scale": s, "value": base64 unscaled}`.

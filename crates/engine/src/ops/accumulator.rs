@@ -9,7 +9,9 @@
 //! - DISTINCT keeps a multiset of values and feeds the inner state only when a value's
 //!   multiplicity moves between zero and non-zero.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;

@@ -9,7 +9,7 @@
 //! (no GROUP BY) has exactly one group, always: its first step emits it even on no input,
 //! since `SELECT COUNT(*) FROM t` is one row (`0`) over an empty table.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
@@ -38,6 +38,14 @@ pub struct AggregateCall {
 struct Group {
     rows: i64,
     accumulators: Vec<Accumulator>,
+}
+
+/// A group a step works on.
+struct Touched {
+    key: RowBytes,
+    /// The group's output before the step.
+    before: Option<Vec<ScalarValue>>,
+    group: Group,
 }
 
 #[derive(Deserialize)]
@@ -163,12 +171,19 @@ impl Operator for AggregateOp {
     fn step(&mut self, inputs: Vec<ChangeBatch>) -> Result<ChangeBatch> {
         let input = single(inputs);
         let rows = input.len();
-        // Groups touched by this step, in first-touch order, with their output before it.
-        let mut touched: Vec<(RowBytes, Option<Vec<ScalarValue>>)> = Vec::new();
-        let mut seen: HashSet<RowBytes> = HashSet::new();
+        // The groups this step touches, taken out of the map while the step works on them,
+        // in first-touch order, with their output before the step.
+        let mut touched: Vec<Touched> = Vec::new();
         if !self.started && self.is_global() {
-            touched.push((RowBytes::default(), None));
-            seen.insert(RowBytes::default());
+            let group = self
+                .groups
+                .remove(&[][..])
+                .unwrap_or_else(|| self.new_group());
+            touched.push(Touched {
+                key: RowBytes::default(),
+                before: None,
+                group,
+            });
         }
         self.started = true;
         if rows > 0 {
@@ -177,29 +192,32 @@ impl Operator for AggregateOp {
                 .iter()
                 .map(|e| Ok(e.evaluate(&input.data)?.into_array(rows)?))
                 .collect::<Result<Vec<_>>>()?;
-            let keys = if self.is_global() {
-                None
-            } else {
-                Some(self.group_codec.encode(&group_columns)?)
-            };
+            let keys = self.group_codec.encode_rows(&group_columns, rows)?;
             let prepared = self.prepare(&input)?;
             let weights = input.weights.values();
-            for row in 0..rows {
-                let key: &[u8] = keys.as_ref().map(|k| k.row(row).data()).unwrap_or(&[]);
-                if !seen.contains(key) {
-                    let before = self.output(self.groups.get(key))?;
-                    touched.push((key.into(), before));
-                    seen.insert(key.into());
-                }
-                if !self.groups.contains_key(key) {
-                    let group = self.new_group();
-                    self.groups.insert(key.into(), group);
-                }
-                let group = self
-                    .groups
-                    .get_mut(key)
-                    .ok_or_else(|| Error::Query("group vanished".into()))?;
-                let weight = weights[row];
+            let mut slots: HashMap<&[u8], usize> = HashMap::new();
+            if !touched.is_empty() {
+                // The global group of a first step.
+                slots.insert(&[], 0);
+            }
+            for (row, &weight) in weights.iter().enumerate() {
+                let key = keys.row(row);
+                let slot = match slots.get(key) {
+                    Some(&slot) => slot,
+                    None => {
+                        let stored = self.groups.remove(key);
+                        let before = self.output(stored.as_ref())?;
+                        let group = stored.unwrap_or_else(|| self.new_group());
+                        touched.push(Touched {
+                            key: key.into(),
+                            before,
+                            group,
+                        });
+                        slots.insert(key, touched.len() - 1);
+                        touched.len() - 1
+                    }
+                };
+                let group = &mut touched[slot].group;
                 group.rows += weight;
                 for ((call, (arg, mask)), acc) in self
                     .calls
@@ -214,14 +232,10 @@ impl Operator for AggregateOp {
             }
         }
         let mut changes = Vec::new();
-        for (key, before) in touched {
-            if !self.groups.contains_key(&key) && self.is_global() {
-                let group = self.new_group();
+        for Touched { key, before, group } in touched {
+            let after = self.output(Some(&group))?;
+            if after.is_some() {
                 self.groups.insert(key.clone(), group);
-            }
-            let after = self.output(self.groups.get(&key))?;
-            if after.is_none() {
-                self.groups.remove(&key);
             }
             if before == after {
                 continue;
