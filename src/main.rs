@@ -4,6 +4,8 @@
 //! result exact as they arrive, and writes each net change of the result to stdout.
 //! `eddy serve` runs the job service: the REST API on :7000, jobs over Kafka.
 
+mod bench;
+mod feed;
 mod generate;
 mod run;
 mod serve;
@@ -28,6 +30,8 @@ enum Command {
     /// Write a deterministic Debezium changelog of the benchmark `orders` table.
     #[command(name = "gen")]
     Generate(generate::GenArgs),
+    /// Measure a query over a changelog: throughput, CPU, memory, state, latency.
+    Bench(bench::BenchArgs),
     /// Serve the job API (port 7000) and run jobs over Kafka.
     Serve(serve::ServeArgs),
 }
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Generate(args) => generate::generate(args),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -292,6 +292,7 @@ fn resuming_inside_a_broker_batch_skips_no_record() {
             &group,
             &["resume.public.orders".into()],
             &offsets,
+            std::time::Duration::from_millis(50),
         )
         .unwrap();
         let mut read = Vec::new();

@@ -14,7 +14,8 @@ if ! "$venv/bin/python" -c "import pyflink.version as v; assert v.__version__ ==
 fi
 
 eddy=target/release/eddy
-if ! { "$eddy" gen --help && "$eddy" run --help | grep -q -- --table; } >/dev/null 2>&1; then
+# (grep without -q reads all of the help, so no SIGPIPE trips pipefail)
+if ! { "$eddy" gen --help && "$eddy" run --help | grep -- --table; } >/dev/null 2>&1; then
   cargo build --release --bin eddy
 fi
 

@@ -68,6 +68,17 @@ pub struct Stats {
     pub changes: u64,
 }
 
+/// See [`Pipeline::state_size`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StateSize {
+    /// Rows kept by the normalizers (live primary keys).
+    pub kept_rows: usize,
+    /// Serialized bytes of those rows.
+    pub table_bytes: usize,
+    /// Serialized bytes of the operators' state (groups and their accumulators).
+    pub operator_bytes: usize,
+}
+
 #[derive(Debug)]
 struct SourceTable {
     name: String,
@@ -201,6 +212,23 @@ impl Pipeline {
             .iter()
             .map(|s| (s.name.as_str(), s.normalizer.state().len()))
             .collect()
+    }
+
+    /// The state's size as a snapshot holds it: what the normalizers keep and what the
+    /// operators keep.
+    pub fn state_size(&self) -> Result<StateSize> {
+        let mut size = StateSize::default();
+        for source in &self.sources {
+            let state = source.normalizer.state();
+            size.kept_rows += state.len();
+            size.table_bytes += postcard::to_allocvec(state)
+                .map_err(|e| Error::Snapshot(e.to_string()))?
+                .len();
+        }
+        for op in self.root.operators() {
+            size.operator_bytes += op.snapshot()?.len();
+        }
+        Ok(size)
     }
 
     /// The tables (database names) the query reads.

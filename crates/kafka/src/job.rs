@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use eddy_engine::{Encoder, Format, JobSpec, Pipeline, Record};
 use parking_lot::Mutex;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use serde::Serialize;
 
 use crate::admin;
@@ -186,6 +186,8 @@ impl Job {
             &config.group,
             &config.input_topics,
             &meta.offsets,
+            // A batch waits no longer than its linger, so neither should a fetch.
+            config.linger.min(MAX_FETCH_WAIT),
         )?;
         *metrics.waiting_for.lock() = source.missing_topics().to_vec();
         let encoder = Encoder::new(
@@ -306,6 +308,13 @@ impl Job {
     }
 }
 
+/// The longest a fetch waits for data.
+const MAX_FETCH_WAIT: Duration = Duration::from_millis(50);
+
+/// The header every result carries: the input offsets (next to read, per topic and
+/// partition, as JSON) after the batch it came from.
+pub const SOURCE_END_HEADER: &str = "eddy.source.end";
+
 /// How long a replayed batch may take to arrive before the replay is given up.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -342,13 +351,20 @@ fn apply(
         dead_letter(sink, config, metrics, message, &rejected.error.to_string())?;
     }
     let changes = pipeline.drain();
+    // Which input a result reflects: consumers can tell how far behind it is, and
+    // benchmarks measure latency from an event's production to its result.
+    let end = serde_json::to_string(&batch.end).unwrap_or_default();
     for change in &changes {
         let encoded = encoder.encode(change);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: SOURCE_END_HEADER,
+            value: Some(&end),
+        });
         sink.send(
             &config.output_topic,
             encoded.key.as_bytes(),
             encoded.value.as_deref().map(str::as_bytes),
-            None,
+            Some(headers),
         )?;
     }
     let records = batch.messages.len();

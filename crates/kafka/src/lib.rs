@@ -28,5 +28,5 @@ pub mod sink;
 pub mod source;
 
 pub use error::{Error, Result};
-pub use job::{Job, JobConfig, JobMetrics};
+pub use job::{Job, JobConfig, JobMetrics, SOURCE_END_HEADER};
 pub use source::Offsets;

@@ -22,6 +22,28 @@ use std::fmt::Write;
 
 pub use rng::SplitMix64;
 
+/// The table's Prisma schema.
+pub const SCHEMA: &str = include_str!("../../../benches/orders.prisma");
+
+/// The benchmark queries, by name.
+pub const QUERIES: [(&str, &str); 3] = [
+    (
+        "q1",
+        "SELECT country, COUNT(*) AS n, SUM(amount) AS total, AVG(amount) AS mean \
+         FROM orders GROUP BY country",
+    ),
+    (
+        "q2",
+        "SELECT status, MIN(amount) AS lo, MAX(amount) AS hi, COUNT(DISTINCT user_id) AS users \
+         FROM orders GROUP BY status",
+    ),
+    (
+        "q3",
+        "SELECT country, status, SUM(amount) AS total FROM orders WHERE amount > 100 \
+         GROUP BY country, status HAVING COUNT(*) > 10",
+    ),
+];
+
 /// Countries, most frequent first.
 pub const COUNTRIES: [&str; 20] = [
     "US", "DE", "GB", "FR", "IN", "BR", "JP", "CA", "AU", "ES", "IT", "NL", "MX", "SE", "PL", "KR",

@@ -1,0 +1,274 @@
+//! The data path's hot spots, each on its own: Debezium decoding (per envelope variant), the
+//! primary-key normalizer, every aggregate kind under retraction, and output encoding, over
+//! the deterministic `orders` changelog of `eddy_workload`.
+//!
+//! `cargo bench --bench hot_paths` (add `-- --quick` for a short run).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use eddy_engine::debezium::{DecimalHandling, DecodeOptions, Event, Images, TableDecoder};
+use eddy_engine::normalize::Normalizer;
+use eddy_engine::schema::{Catalog, TableDef};
+use eddy_engine::{Encoder, Format, JobSpec, Pipeline, Record, ResultChange};
+use eddy_workload::{DecimalMode, Generator, Options, ReplicaIdentity};
+
+const SCHEMA: &str = include_str!("orders.prisma");
+/// The topic of the generator's default prefix.
+const TOPIC: &str = "bench.public.orders";
+/// Events per changelog a decode or pipeline iteration goes through.
+const EVENTS: usize = 50_000;
+/// Records per flush: how often the decoder's columns are drained and a batch applied.
+const BATCH: usize = 4096;
+/// Events applied before the normalizer's timed batch, so it finds the live keys stored.
+const WARM: usize = 8 * BATCH;
+/// The columns a typical aggregate query reads.
+const COLUMNS: [&str; 4] = ["id", "country", "status", "amount"];
+
+const AGGREGATES: [(&str, &str); 6] = [
+    ("count", "COUNT(*)"),
+    ("sum", "SUM(amount)"),
+    ("avg", "AVG(amount)"),
+    ("min", "MIN(amount)"),
+    ("max", "MAX(amount)"),
+    ("count_distinct", "COUNT(DISTINCT user_id)"),
+];
+
+/// The changes encoded: many groups, a decimal column.
+const ENCODED_QUERY: &str = "SELECT country, status, COUNT(*) AS orders, SUM(amount) AS revenue \
+                             FROM orders GROUP BY country, status";
+
+/// The first `events` (key, value) records of the generator's changelog: 60% inserts, 30%
+/// updates, 10% deletes (tombstones left out).
+fn changelog(options: Options, events: usize) -> Vec<(String, String)> {
+    let mut generator = Generator::new(options);
+    (0..events)
+        .map(|_| {
+            let (mut key, mut value) = (String::new(), String::new());
+            generator.next_into(&mut key, &mut value);
+            (key, value)
+        })
+        .collect()
+}
+
+/// The `orders` table and the columns read of it, as a query's plan would keep them.
+struct Orders {
+    table: Arc<TableDef>,
+    columns: Vec<usize>,
+    key_positions: Vec<usize>,
+}
+
+impl Orders {
+    fn new() -> Self {
+        let catalog = Catalog::from_prisma(SCHEMA).expect("schema parses");
+        let table = catalog.table("orders").expect("orders table").clone();
+        let columns: Vec<usize> = COLUMNS
+            .iter()
+            .map(|name| table.column_index(name).expect("column exists"))
+            .collect();
+        let key_positions = table
+            .primary_key
+            .iter()
+            .map(|k| columns.iter().position(|c| c == k).expect("key is read"))
+            .collect();
+        Self {
+            table: Arc::new(table),
+            columns,
+            key_positions,
+        }
+    }
+
+    /// A decoder told the decimal encoding the connector was configured with.
+    fn decoder(&self, decimal: DecimalMode) -> TableDecoder {
+        let options = DecodeOptions {
+            decimal_handling: match decimal {
+                DecimalMode::Precise => DecimalHandling::Precise,
+                DecimalMode::String => DecimalHandling::String,
+            },
+            ..Default::default()
+        };
+        TableDecoder::new(
+            self.table.clone(),
+            self.columns.clone(),
+            self.key_positions.clone(),
+            options,
+        )
+    }
+
+    fn normalizer(&self) -> Normalizer {
+        let schema = self.table.arrow_schema().project(&self.columns);
+        Normalizer::new(
+            &self.table.name,
+            Arc::new(schema.expect("columns exist")),
+            self.key_positions.clone(),
+        )
+        .expect("normalizer builds")
+    }
+}
+
+/// One batch of decoded events and the images they index.
+struct Decoded {
+    events: Vec<Event>,
+    images: Images,
+}
+
+fn decode(decoder: &mut TableDecoder, records: &[(String, String)]) -> Decoded {
+    let events = records
+        .iter()
+        .filter_map(|(key, value)| {
+            decoder
+                .decode(TOPIC, Some(key.as_bytes()), Some(value.as_bytes()))
+                .expect("record decodes")
+        })
+        .collect();
+    let images = decoder.finish().expect("images build");
+    Decoded { events, images }
+}
+
+/// A pipeline for `sql`, fed `records` a batch at a time; returns every result change.
+fn run(pipeline: &mut Pipeline, records: &[(String, String)]) -> Vec<ResultChange> {
+    let mut changes = Vec::new();
+    for chunk in records.chunks(BATCH) {
+        for (key, value) in chunk {
+            let record = Record {
+                topic: TOPIC,
+                key: Some(key.as_bytes()),
+                value: Some(value.as_bytes()),
+            };
+            pipeline.push(record).expect("record decodes");
+        }
+        let rejected = pipeline.flush().expect("batch applies");
+        assert!(rejected.is_empty(), "events rejected: {rejected:?}");
+        changes.extend(pipeline.drain());
+    }
+    changes
+}
+
+fn pipeline(sql: &str) -> Pipeline {
+    Pipeline::new(JobSpec {
+        schema: SCHEMA.into(),
+        sql: sql.into(),
+        decode: Default::default(),
+    })
+    .expect("query plans")
+}
+
+/// Records per second through `TableDecoder::decode`, drained every `BATCH` records.
+fn decoding(c: &mut Criterion) {
+    let variants = [
+        ("schemaless_precise", Options::default()),
+        (
+            "schemaless_string",
+            Options {
+                decimal: DecimalMode::String,
+                ..Default::default()
+            },
+        ),
+        (
+            "inline_schemas",
+            Options {
+                schemas: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "replica_identity_default",
+            Options {
+                identity: ReplicaIdentity::Default,
+                ..Default::default()
+            },
+        ),
+    ];
+    let orders = Orders::new();
+    let mut group = c.benchmark_group("decode");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for (name, options) in variants {
+        let mut decoder = orders.decoder(options.decimal);
+        let records = changelog(options, EVENTS);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for chunk in records.chunks(BATCH) {
+                    black_box(decode(&mut decoder, chunk));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Events per second through `Normalizer::apply`: one batch on a state warmed with the
+/// `WARM` events before it, fresh for every iteration (a batch applied twice would find
+/// its rows already stored and change nothing).
+fn normalizing(c: &mut Criterion) {
+    let orders = Orders::new();
+    let records = changelog(Options::default(), WARM + BATCH);
+    let mut decoder = orders.decoder(DecimalMode::Precise);
+    let warm = decode(&mut decoder, &records[..WARM]);
+    let batch = decode(&mut decoder, &records[WARM..]);
+    let mut group = c.benchmark_group("normalize");
+    group.throughput(Throughput::Elements(batch.events.len() as u64));
+    group.bench_function("warm_state", |b| {
+        b.iter_batched(
+            || {
+                let mut normalizer = orders.normalizer();
+                normalizer
+                    .apply(warm.events.clone(), &warm.images)
+                    .expect("warm batch applies");
+                (normalizer, batch.events.clone())
+            },
+            |(mut normalizer, events)| {
+                let out = normalizer.apply(events, &batch.images).expect("applies");
+                (normalizer, out)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+/// Events per second through a whole pipeline (decode, normalize, aggregate, consolidate)
+/// for `SELECT status, <aggregate> FROM orders GROUP BY status`, from an empty state.
+fn aggregating(c: &mut Criterion) {
+    let records = changelog(Options::default(), EVENTS);
+    let mut group = c.benchmark_group("aggregate");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(records.len() as u64));
+    for (name, aggregate) in AGGREGATES {
+        let sql = format!("SELECT status, {aggregate} FROM orders GROUP BY status");
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || pipeline(&sql),
+                |mut pipeline| {
+                    let changes = run(&mut pipeline, &records);
+                    (pipeline, changes)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// Result changes per second through `Encoder::encode`, per output format.
+fn encoding(c: &mut Criterion) {
+    let mut pipeline = pipeline(ENCODED_QUERY);
+    let changes = run(&mut pipeline, &changelog(Options::default(), EVENTS));
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(changes.len() as u64));
+    for (name, format) in [("upsert", Format::Upsert), ("debezium", Format::Debezium)] {
+        let encoder = Encoder::new(format, pipeline.key_fields(), pipeline.value_fields());
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for change in &changes {
+                    black_box(encoder.encode(change));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decoding, normalizing, aggregating, encoding);
+criterion_main!(benches);

@@ -1,0 +1,197 @@
+//! `eddy bench`: a query over a changelog, measured: throughput, CPU, memory, state, latency.
+//!
+//! In-process (the default), the changelog comes from a file (`--input`) or is generated
+//! first (`eddy gen`'s options), and the figures cover reading the lines, decoding,
+//! normalizing, the operators and consolidation. With `--kafka`, the same runs through a
+//! broker ([`kafka`]).
+
+mod kafka;
+mod usage;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use eddy_engine::{ChangeKind, Pipeline};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::feed::{Feeder, JobArgs, open};
+use crate::generate::{self, GenArgs};
+use usage::Usage;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// A built-in query over the benchmark `orders` table (`q1`, `q2`, `q3`), when no
+    /// `--sql` is given.
+    #[arg(long, default_value = "q1")]
+    query: String,
+    /// Generates the changelog with these options when no `--input` is given; `--output`
+    /// names where it is kept (default: a temporary file).
+    #[command(flatten)]
+    generate: GenArgs,
+    /// Run through these Kafka brokers instead of in-process.
+    #[arg(long)]
+    kafka: Option<String>,
+    /// With `--kafka`: events per second offered; without it, as fast as possible.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Also write the JSON result to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// What an in-process run measured.
+#[derive(Debug, Serialize)]
+struct InProcess {
+    query: String,
+    input: PathBuf,
+    input_bytes: u64,
+    events: u64,
+    result_changes: u64,
+    wall_seconds: f64,
+    cpu_seconds: f64,
+    events_per_second: f64,
+    events_per_cpu_second: f64,
+    peak_rss_bytes: u64,
+    /// Resident memory at the start, before the pipeline existed.
+    baseline_rss_bytes: u64,
+    first_result_ms: Option<f64>,
+    live_keys: usize,
+    result_rows: i64,
+    /// Peak RSS above the baseline, per live key.
+    rss_bytes_per_live_key: f64,
+    /// Serialized normalizer state per live key (only the columns the query reads).
+    state_bytes_per_live_key: f64,
+    /// Serialized operator state per result row (group).
+    state_bytes_per_group: f64,
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let (name, sql) = match &args.job.sql {
+        Some(sql) => ("custom".to_string(), sql.clone()),
+        None => {
+            let (name, sql) = eddy_workload::QUERIES
+                .iter()
+                .find(|(name, _)| *name == args.query)
+                .with_context(|| format!("unknown query {:?}: use q1, q2 or q3", args.query))?;
+            (name.to_string(), sql.to_string())
+        }
+    };
+    if let Some(brokers) = &args.kafka {
+        return kafka::bench(&args, brokers, &name, &sql);
+    }
+    let input = match &args.job.input {
+        Some(path) => path.clone(),
+        None => generated(&args.generate)?,
+    };
+    let result = in_process(&args.job, &name, &sql, input)?;
+    eprintln!(
+        "eddy bench {}: {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key",
+        result.query,
+        result.events,
+        result.wall_seconds,
+        result.events_per_second,
+        result.events_per_cpu_second,
+        result.peak_rss_bytes as f64 / 1e6,
+        result
+            .first_result_ms
+            .map_or("-".into(), |ms| format!("{ms:.1}")),
+        result.rss_bytes_per_live_key,
+    );
+    report(&result, args.json.as_deref())
+}
+
+/// Prints the JSON result, and writes it to `path` too.
+fn report(result: &impl Serialize, path: Option<&std::path::Path>) -> Result<()> {
+    let json = serde_json::to_string_pretty(result)?;
+    println!("{json}");
+    if let Some(path) = path {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes the generated changelog (to `--output`, else a temporary file) and returns it.
+fn generated(options: &GenArgs) -> Result<PathBuf> {
+    let mut options = options.clone();
+    if options.output.as_os_str() == "-" {
+        options.output = std::env::temp_dir().join(format!(
+            "eddy-bench-{}-{}.jsonl",
+            options.events,
+            std::process::id()
+        ));
+    }
+    eprintln!("eddy: generating {}", options.output.display());
+    generate::generate(options.clone())?;
+    Ok(options.output)
+}
+
+fn in_process(job: &JobArgs, name: &str, sql: &str, input: PathBuf) -> Result<InProcess> {
+    let spec = job.spec(Some(eddy_workload::SCHEMA), Some(sql))?;
+    let input_bytes = std::fs::metadata(&input)
+        .with_context(|| format!("reading {}", input.display()))?
+        .len();
+    // Whatever ran before (the generator) is not this run's memory.
+    usage::reset_peak_rss();
+    let start = Usage::now()?;
+    let started = Instant::now();
+    let mut pipeline = Pipeline::new(spec)?;
+    let progress = ProgressBar::new(input_bytes).with_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .context("progress bar template")?,
+    );
+    let mut first_result = None;
+    let mut result_rows = 0i64;
+    let mut feeder = Feeder::new(&mut pipeline, job);
+    feeder.feed(
+        open(&input)?,
+        |changes| {
+            if first_result.is_none() && !changes.is_empty() {
+                first_result = Some(started.elapsed());
+            }
+            for change in changes {
+                result_rows += match change.kind {
+                    ChangeKind::Insert => 1,
+                    ChangeKind::Delete => -1,
+                    ChangeKind::Update => 0,
+                };
+            }
+            Ok(())
+        },
+        |bytes| progress.set_position(bytes),
+    )?;
+    let wall = started.elapsed().as_secs_f64();
+    let end = Usage::now()?;
+    progress.finish_and_clear();
+    let stats = pipeline.stats();
+    if stats.records == 0 {
+        bail!("{} holds no records", input.display());
+    }
+    let size = pipeline.state_size()?;
+    let cpu = end.cpu_seconds - start.cpu_seconds;
+    let per = |bytes: f64, count: f64| if count > 0.0 { bytes / count } else { 0.0 };
+    let grown = end.peak_rss_bytes.saturating_sub(start.rss_bytes) as f64;
+    Ok(InProcess {
+        query: name.to_string(),
+        input,
+        input_bytes,
+        events: stats.records,
+        result_changes: stats.changes,
+        wall_seconds: wall,
+        cpu_seconds: cpu,
+        events_per_second: stats.records as f64 / wall,
+        events_per_cpu_second: stats.records as f64 / cpu.max(1e-9),
+        peak_rss_bytes: end.peak_rss_bytes,
+        baseline_rss_bytes: start.rss_bytes,
+        first_result_ms: first_result.map(|d| d.as_secs_f64() * 1e3),
+        live_keys: size.kept_rows,
+        result_rows,
+        rss_bytes_per_live_key: per(grown, size.kept_rows as f64),
+        state_bytes_per_live_key: per(size.table_bytes as f64, size.kept_rows as f64),
+        state_bytes_per_group: per(size.operator_bytes as f64, result_rows as f64),
+    })
+}
