@@ -39,8 +39,8 @@ const AGGREGATES: [(&str, &str); 6] = [
 const ENCODED_QUERY: &str = "SELECT country, status, COUNT(*) AS orders, SUM(amount) AS revenue \
                              FROM orders GROUP BY country, status";
 
-/// The first `events` (key, value) records of the generator's changelog: 60% inserts, 30%
-/// updates, 10% deletes (tombstones left out).
+/// The first `events` (key, value) records of the generator's changelog, by default 60%
+/// inserts, 30% updates, 10% deletes (tombstones left out).
 fn changelog(options: Options, events: usize) -> Vec<(String, String)> {
     let mut generator = Generator::new(options);
     (0..events)
@@ -126,7 +126,7 @@ fn decode(decoder: &mut TableDecoder, records: &[(String, String)]) -> Decoded {
     Decoded { events, images }
 }
 
-/// A pipeline for `sql`, fed `records` a batch at a time; returns every result change.
+/// Feeds `records` to the pipeline, flushing every `BATCH`; returns every result change.
 fn run(pipeline: &mut Pipeline, records: &[(String, String)]) -> Vec<ResultChange> {
     let mut changes = Vec::new();
     for chunk in records.chunks(BATCH) {

@@ -5,8 +5,9 @@ mini-batch, into a blackhole sink) and `eddy run` on one file of bare Debezium e
 the table `orders`, measuring each run's CPU seconds (user + sys) and peak RSS with
 `/usr/bin/time -v`. Flink's figures are its JVM's: PyFlink starts the gateway JVM and does
 not wait for it, so JAVA_HOME points at a wrapper whose `bin/java` runs the real java under
-`/usr/bin/time`. A separate Flink run collects the changelog; its final table must equal
-Eddy's. Prints a table per query and one JSON document (also written to
+`/usr/bin/time`. Each engine also runs the query once over an empty file: its fixed cost of
+starting and stopping. A separate Flink run collects the changelog; its final table must
+equal Eddy's. Prints a table per query and one JSON document (also written to
 target/flink-compare.json). Run through compare.sh, which prepares the venv and the binary.
 
     target/flink-venv/bin/python benches/flink/compare.py --events 200000 --repeat 2
@@ -267,6 +268,11 @@ def thousands(number):
     return f"{number:,}" if number else "-"
 
 
+def times(factor):
+    """A ratio for the table: `8.2x`, or '-' when there is none."""
+    return f"{factor}x" if factor else "-"
+
+
 def print_query(name, result):
     """One query's figures as a small table."""
     flink, eddy = result["flink"], result["eddy"]
@@ -277,9 +283,9 @@ def print_query(name, result):
         print(f"  {label:6} {fig['cpu_s']:>8.2f} {thousands(fig['events_per_cpu_s']):>13} "
               f"{fig['rss_mb']:>12.1f} {fig['wall_s']:>8.2f} {fig['idle_cpu_s']:>11.2f} "
               f"{thousands(fig['events_per_cpu_s_beyond_idle']):>25}")
-    print(f"  Eddy/Flink events per CPU-s: {result['throughput_ratio_eddy_over_flink']}x "
-          f"({result['throughput_ratio_beyond_idle']}x beyond idle); "
-          f"Flink/Eddy peak RSS: {result['rss_ratio_flink_over_eddy']}x")
+    print(f"  Eddy/Flink events per CPU-s: {times(result['throughput_ratio_eddy_over_flink'])} "
+          f"({times(result['throughput_ratio_beyond_idle'])} beyond idle); "
+          f"Flink/Eddy peak RSS: {times(result['rss_ratio_flink_over_eddy'])}")
     print(f"  Flink's first result {flink['first_result_s']} s after its start; "
           f"{result['rows']} result rows equal"
           + (f" ({result['avg_last_digit']} AVGs differ in the 6th decimal)"

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/../.."
 
 venv=target/flink-venv
 flink_version=2.3.0
-if ! "$venv/bin/python" -c "import pyflink.version as v; assert v.__version__ == '$flink_version'" 2>/dev/null; then
+installed="import pyflink.version as v; assert v.__version__ == '$flink_version'"
+if ! "$venv/bin/python" -c "$installed" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip
   "$venv/bin/pip" install --quiet "apache-flink==$flink_version"

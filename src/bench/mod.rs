@@ -57,8 +57,12 @@ struct InProcess {
     events_per_second: f64,
     events_per_cpu_second: f64,
     peak_rss_bytes: u64,
+    /// Resident memory at the end, with the state complete.
+    final_rss_bytes: u64,
     /// Resident memory at the start, before the pipeline existed.
     baseline_rss_bytes: u64,
+    /// Resident memory once the query was planned, before any event.
+    planned_rss_bytes: u64,
     first_result_ms: Option<f64>,
     live_keys: usize,
     result_rows: i64,
@@ -140,6 +144,7 @@ fn in_process(job: &JobArgs, name: &str, sql: &str, input: PathBuf) -> Result<In
     let start = Usage::now()?;
     let started = Instant::now();
     let mut pipeline = Pipeline::new(spec)?;
+    let planned_rss = Usage::now()?.rss_bytes;
     let progress = ProgressBar::new(input_bytes).with_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
             .context("progress bar template")?,
@@ -186,7 +191,9 @@ fn in_process(job: &JobArgs, name: &str, sql: &str, input: PathBuf) -> Result<In
         events_per_second: stats.records as f64 / wall,
         events_per_cpu_second: stats.records as f64 / cpu.max(1e-9),
         peak_rss_bytes: end.peak_rss_bytes,
+        final_rss_bytes: end.rss_bytes,
         baseline_rss_bytes: start.rss_bytes,
+        planned_rss_bytes: planned_rss,
         first_result_ms: first_result.map(|d| d.as_secs_f64() * 1e3),
         live_keys: size.kept_rows,
         result_rows,

@@ -7,7 +7,7 @@
 //!
 //! - [`schema`]: the source tables, from the job's Prisma schema.
 //! - [`debezium`]: a Kafka record's Debezium JSON decoded into typed row images.
-//! - [`normalize`]: the primary-key normalizer; turns events into exact +1/-1 row changes
+//! - [`normalize`]: the primary-key normalizer (its rows packed by `keyed`); turns events into exact +1/-1 row changes
 //!   against the rows it keeps, never trusting a `before` image that may be incomplete.
 //! - [`change`]: the Arrow change batch (a Z-set: rows with +1/-1 weights) operators exchange.
 //! - [`plan`]: SQL planned by DataFusion and compiled into incremental operators ([`ops`]).
@@ -22,6 +22,7 @@ pub mod change;
 pub mod debezium;
 mod decimal;
 pub mod error;
+mod keyed;
 pub mod normalize;
 pub mod ops;
 pub mod output;

@@ -28,13 +28,14 @@ use serde::{Deserialize, Serialize};
 use crate::change::ChangeBatch;
 use crate::debezium::{Event, Image, Images, Op};
 use crate::error::{Error, Result};
+use crate::keyed::{KeyedRows, Upsert};
 use crate::rows::{RowBytes, RowCodec, RowsBytes};
 
 /// The rows a normalizer keeps, as row bytes of the columns the job reads.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum TableState {
     /// Primary key bytes → row bytes.
-    Keyed(HashMap<RowBytes, RowBytes>),
+    Keyed(KeyedRows),
     /// Row bytes → multiplicity, for tables without a primary key.
     Multiset(HashMap<RowBytes, i64>),
 }
@@ -85,7 +86,7 @@ impl Normalizer {
         let state = if key_positions.is_empty() {
             TableState::Multiset(HashMap::new())
         } else {
-            TableState::Keyed(HashMap::new())
+            TableState::Keyed(KeyedRows::default())
         };
         Ok(Self {
             topic_table: table.to_string(),
@@ -215,19 +216,15 @@ impl Normalizer {
                     return Ok(());
                 };
                 if let Some(old) = moved_from.and_then(|old_key| rows.remove(old_key)) {
-                    out.push(Cow::Owned(old.into()), -1);
+                    out.push(Cow::Owned(old), -1);
                 }
-                match rows.get_mut(key) {
-                    Some(stored) if **stored == *row => {}
-                    Some(stored) => {
-                        let old = std::mem::replace(stored, row.as_ref().into());
-                        out.push(Cow::Owned(old.into()), -1);
+                match rows.upsert(key, &row) {
+                    Upsert::Unchanged => {}
+                    Upsert::Replaced(old) => {
+                        out.push(Cow::Owned(old), -1);
                         out.push(row, 1);
                     }
-                    None => {
-                        rows.insert(key.into(), row.as_ref().into());
-                        out.push(row, 1);
-                    }
+                    Upsert::Inserted => out.push(row, 1),
                 }
             }
             Op::Delete => {
@@ -239,13 +236,13 @@ impl Normalizer {
                 if let TableState::Keyed(rows) = &mut self.state
                     && let Some(old) = rows.remove(key)
                 {
-                    out.push(Cow::Owned(old.into()), -1);
+                    out.push(Cow::Owned(old), -1);
                 }
             }
             Op::Truncate => {
                 if let TableState::Keyed(rows) = &mut self.state {
-                    for (_, old) in rows.drain() {
-                        out.push(Cow::Owned(old.into()), -1);
+                    for old in rows.drain() {
+                        out.push(Cow::Owned(old), -1);
                     }
                 }
             }

@@ -11,7 +11,7 @@ mod scan;
 pub mod value;
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -307,9 +307,7 @@ impl TableDecoder {
     }
 
     fn hints_for(&mut self, raw: &[u8]) -> Result<Arc<Vec<Option<FieldHint>>>, String> {
-        let mut hasher = DefaultHasher::new();
-        raw.hash(&mut hasher);
-        let id = hasher.finish();
+        let id = foldhash::fast::FixedState::default().hash_one(raw);
         if let Some(hints) = self.hints.get(&id) {
             return Ok(Arc::clone(hints));
         }

@@ -5,7 +5,8 @@
 //! below is exact under any interleaving of inserts and deletes:
 //! - COUNT and SUM keep a count of non-null inputs and an exact sum (integers and decimals in
 //!   128/256-bit integers; floats in `f64`, the one place rounding can drift);
-//! - MIN and MAX keep an ordered multiset of values (row bytes sort like the values);
+//! - MIN and MAX keep an ordered multiset of values: integers and decimals as `i128`s,
+//!   anything else as row bytes (which sort like the values);
 //! - DISTINCT keeps a multiset of values and feeds the inner state only when a value's
 //!   multiplicity moves between zero and non-zero.
 
@@ -75,6 +76,15 @@ impl SumKind {
     }
 }
 
+/// Row `row` of an `Int64`, `UInt64` or `Decimal128` array (unscaled) as an `i128`.
+fn int_at(numbers: &ArrayRef, row: usize) -> i128 {
+    match numbers.data_type() {
+        DataType::Int64 => numbers.as_primitive::<Int64Type>().value(row) as i128,
+        DataType::UInt64 => numbers.as_primitive::<UInt64Type>().value(row) as i128,
+        _ => numbers.as_primitive::<Decimal128Type>().value(row),
+    }
+}
+
 /// An exact sum.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum SumValue {
@@ -105,11 +115,7 @@ impl SumValue {
     fn add(&mut self, numbers: &ArrayRef, row: usize, weight: i64) {
         match self {
             SumValue::Int(sum) => {
-                let v: i128 = match numbers.data_type() {
-                    DataType::Int64 => numbers.as_primitive::<Int64Type>().value(row) as i128,
-                    DataType::UInt64 => numbers.as_primitive::<UInt64Type>().value(row) as i128,
-                    _ => numbers.as_primitive::<Decimal128Type>().value(row),
-                };
+                let v = int_at(numbers, row);
                 *sum = sum.wrapping_add(v.wrapping_mul(weight as i128));
             }
             SumValue::Wide(..) => {
@@ -138,6 +144,8 @@ pub enum Accumulator {
     },
     /// Value bytes → multiplicity, sorted like the values.
     Ordered(BTreeMap<RowBytes, i64>),
+    /// Integer or unscaled decimal values → multiplicity (MIN and MAX of those types).
+    OrderedInts(BTreeMap<i128, i64>),
     Distinct {
         values: HashMap<RowBytes, i64>,
         inner: Box<Accumulator>,
@@ -162,6 +170,9 @@ impl Spec {
     pub fn new_state(&self) -> Accumulator {
         let base = match (self.function, self.sum_kind) {
             (Function::Count, _) => Accumulator::Count(0),
+            (Function::Min | Function::Max, Some(SumKind::Int)) => {
+                Accumulator::OrderedInts(BTreeMap::new())
+            }
             (Function::Min | Function::Max, _) => Accumulator::Ordered(BTreeMap::new()),
             (Function::Sum | Function::Avg, kind) => Accumulator::Sum {
                 sum: SumValue::zero(kind.unwrap_or(SumKind::Float)),
@@ -212,7 +223,12 @@ impl Accumulator {
             }
             (Accumulator::Ordered(values), Prepared::Encoded(encoded, arg)) => {
                 if arg.is_valid(row) {
-                    add_multiplicity(values, encoded.row(row).data(), weight);
+                    add_multiplicity(values, encoded.row(row).data(), weight, |v| v.into());
+                }
+            }
+            (Accumulator::OrderedInts(values), Prepared::Numbers(numbers, _)) => {
+                if numbers.is_valid(row) {
+                    add_multiplicity(values, &int_at(numbers, row), weight, |v| *v);
                 }
             }
             (Accumulator::Distinct { values, inner }, Prepared::Encoded(encoded, arg)) => {
@@ -261,8 +277,8 @@ impl Accumulator {
                 sum.add(&numbers, 0, weight);
                 *count += weight;
             }
-            Accumulator::Ordered(values) => add_multiplicity(values, value, weight),
-            Accumulator::Distinct { .. } => {}
+            Accumulator::Ordered(values) => add_multiplicity(values, value, weight, |v| v.into()),
+            Accumulator::OrderedInts(_) | Accumulator::Distinct { .. } => {}
         }
         Ok(())
     }
@@ -277,6 +293,21 @@ impl Accumulator {
                 Function::Avg => average(spec, *sum, *count),
                 _ => sum_value(&spec.output, *sum),
             },
+            Accumulator::OrderedInts(values) => {
+                let extreme = match spec.function {
+                    Function::Min => values.iter().find(|(_, n)| **n > 0),
+                    _ => values.iter().rev().find(|(_, n)| **n > 0),
+                };
+                let Some((&v, _)) = extreme else {
+                    return Ok(ScalarValue::try_from(&spec.output)?);
+                };
+                let value = match &spec.output {
+                    DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(v), *p, *s),
+                    t if t.is_unsigned_integer() => ScalarValue::UInt64(Some(v as u64)),
+                    _ => ScalarValue::Int64(Some(v as i64)),
+                };
+                Ok(value.cast_to(&spec.output)?)
+            }
             Accumulator::Ordered(values) => {
                 let extreme = match spec.function {
                     Function::Min => values.iter().find(|(_, n)| **n > 0),
@@ -294,7 +325,16 @@ impl Accumulator {
     }
 }
 
-fn add_multiplicity(values: &mut BTreeMap<RowBytes, i64>, value: &[u8], weight: i64) {
+/// Adds `weight` to a value's multiplicity; `own` makes the key when the value is new.
+fn add_multiplicity<K, Q>(
+    values: &mut BTreeMap<K, i64>,
+    value: &Q,
+    weight: i64,
+    own: impl FnOnce(&Q) -> K,
+) where
+    K: Ord + std::borrow::Borrow<Q>,
+    Q: Ord + ?Sized,
+{
     match values.get_mut(value) {
         Some(n) => {
             *n += weight;
@@ -303,7 +343,7 @@ fn add_multiplicity(values: &mut BTreeMap<RowBytes, i64>, value: &[u8], weight: 
             }
         }
         None => {
-            values.insert(value.into(), weight);
+            values.insert(own(value), weight);
         }
     }
 }

@@ -433,9 +433,14 @@ impl Compiler<'_> {
                     .ok_or_else(|| Error::Query(format!("`{name}` of type {arg_type}")))?
                     .0,
             ),
+            // Integers and decimals order as `i128`s: MIN and MAX keep those, not row bytes.
+            Function::Min | Function::Max if !params.distinct => SumKind::for_type(&arg_type)
+                .map(|(kind, _)| kind)
+                .filter(|kind| *kind == SumKind::Int),
             _ => None,
         };
-        let keeps_values = params.distinct || matches!(function, Function::Min | Function::Max);
+        let keeps_values = params.distinct
+            || (matches!(function, Function::Min | Function::Max) && sum_kind.is_none());
         let values = keeps_values
             .then(|| RowCodec::new(vec![arg_type.clone()]))
             .transpose()?;

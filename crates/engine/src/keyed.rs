@@ -1,0 +1,249 @@
+//! A table's current rows by primary key, packed into one arena: the engine's biggest state.
+//!
+//! A map of boxed keys to boxed rows costs two allocations and two fat pointers per row,
+//! several times the row's own bytes. Here every row is one entry in a byte arena,
+//! `[key length u32][row length u32][key][row]`, and a hash table holds only the entries'
+//! offsets. A row rewritten at the same length is overwritten in place; otherwise its old
+//! entry becomes garbage, and the arena is compacted once garbage outweighs live bytes.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const HEADER: usize = 8;
+
+/// Garbage below this many bytes is never worth a compaction.
+const MIN_GARBAGE: usize = 1 << 20;
+
+/// What [`KeyedRows::upsert`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Upsert {
+    Inserted,
+    /// The stored row already had these bytes.
+    Unchanged,
+    /// The row replaced this one.
+    Replaced(Vec<u8>),
+}
+
+#[derive(Default)]
+pub struct KeyedRows {
+    arena: Vec<u8>,
+    offsets: HashTable<usize>,
+    hasher: foldhash::fast::FixedState,
+    garbage: usize,
+}
+
+impl std::fmt::Debug for KeyedRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedRows")
+            .field("rows", &self.len())
+            .field("arena_bytes", &self.arena.len())
+            .field("garbage", &self.garbage)
+            .finish()
+    }
+}
+
+/// The key and row of the entry at `offset`.
+fn entry(arena: &[u8], offset: usize) -> (&[u8], &[u8]) {
+    let len = |at: usize| {
+        u32::from_le_bytes([arena[at], arena[at + 1], arena[at + 2], arena[at + 3]]) as usize
+    };
+    let (key_len, row_len) = (len(offset), len(offset + 4));
+    let key = offset + HEADER;
+    (
+        &arena[key..key + key_len],
+        &arena[key + key_len..key + key_len + row_len],
+    )
+}
+
+impl KeyedRows {
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let arena = &self.arena;
+        self.offsets
+            .find(self.hash(key), |&o| entry(arena, o).0 == key)
+            .map(|&o| entry(arena, o).1)
+    }
+
+    /// Appends an entry. Keys and rows come from Kafka messages, far below 4 GiB.
+    fn append(arena: &mut Vec<u8>, key: &[u8], row: &[u8]) -> usize {
+        let offset = arena.len();
+        let key_len = u32::try_from(key.len()).expect("a key of over 4 GiB");
+        let row_len = u32::try_from(row.len()).expect("a row of over 4 GiB");
+        arena.extend_from_slice(&key_len.to_le_bytes());
+        arena.extend_from_slice(&row_len.to_le_bytes());
+        arena.extend_from_slice(key);
+        arena.extend_from_slice(row);
+        offset
+    }
+
+    /// Stores `row` under `key`.
+    pub fn upsert(&mut self, key: &[u8], row: &[u8]) -> Upsert {
+        let hash = self.hash(key);
+        let Self {
+            arena,
+            offsets,
+            hasher,
+            garbage,
+        } = self;
+        let found = offsets.find_mut(hash, |&o| entry(arena, o).0 == key);
+        let result = match found {
+            None => {
+                let offset = Self::append(arena, key, row);
+                offsets.insert_unique(hash, offset, |&o| hasher.hash_one(entry(arena, o).0));
+                Upsert::Inserted
+            }
+            Some(offset) => {
+                let (_, old) = entry(arena, *offset);
+                if old == row {
+                    return Upsert::Unchanged;
+                }
+                let old = old.to_vec();
+                if old.len() == row.len() {
+                    let start = *offset + HEADER + key.len();
+                    arena[start..start + row.len()].copy_from_slice(row);
+                } else {
+                    *garbage += HEADER + key.len() + old.len();
+                    *offset = Self::append(arena, key, row);
+                }
+                Upsert::Replaced(old)
+            }
+        };
+        self.compact_if_wasteful();
+        result
+    }
+
+    /// Removes the row stored under `key` and returns it.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let hash = self.hash(key);
+        let arena = &self.arena;
+        let found = self
+            .offsets
+            .find_entry(hash, |&o| entry(arena, o).0 == key)
+            .ok()?;
+        let (offset, _) = found.remove();
+        let (key, row) = entry(&self.arena, offset);
+        let row = row.to_vec();
+        self.garbage += HEADER + key.len() + row.len();
+        self.compact_if_wasteful();
+        Some(row)
+    }
+
+    /// Removes every row, returning them.
+    pub fn drain(&mut self) -> Vec<Vec<u8>> {
+        let rows = self
+            .offsets
+            .drain()
+            .map(|o| entry(&self.arena, o).1.to_vec())
+            .collect();
+        self.arena = Vec::new();
+        self.garbage = 0;
+        rows
+    }
+
+    fn compact_if_wasteful(&mut self) {
+        if self.garbage < MIN_GARBAGE || self.garbage * 2 < self.arena.len() {
+            return;
+        }
+        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        for offset in self.offsets.iter_mut() {
+            let (key, row) = entry(&self.arena, *offset);
+            *offset = Self::append(&mut arena, key, row);
+        }
+        self.arena = arena;
+        self.garbage = 0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.offsets.iter().map(|&o| entry(&self.arena, o))
+    }
+}
+
+/// Serialized as a map of key bytes to row bytes.
+impl Serialize for KeyedRows {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (key, row) in self.iter() {
+            map.serialize_entry(key, row)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyedRows {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rows;
+        impl<'de> Visitor<'de> for Rows {
+            type Value = KeyedRows;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of key bytes to row bytes")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<KeyedRows, M::Error> {
+                let mut rows = KeyedRows::default();
+                while let Some((key, row)) = map.next_entry::<Vec<u8>, Vec<u8>>()? {
+                    rows.upsert(&key, &row);
+                }
+                Ok(rows)
+            }
+        }
+        deserializer.deserialize_map(Rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn behaves_like_a_map_through_compactions() {
+        let mut rows = KeyedRows::default();
+        let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut seed = 7u64;
+        for _ in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = ((seed >> 33) % 5000).to_le_bytes().to_vec();
+            let row = vec![(seed >> 20) as u8; 1 + (seed >> 40) as usize % 40];
+            if (seed >> 60) < 4 {
+                assert_eq!(rows.remove(&key), model.remove(&key));
+            } else {
+                let expected = match model.insert(key.clone(), row.clone()) {
+                    None => Upsert::Inserted,
+                    Some(old) if old == row => Upsert::Unchanged,
+                    Some(old) => Upsert::Replaced(old),
+                };
+                assert_eq!(rows.upsert(&key, &row), expected);
+            }
+        }
+        assert_eq!(rows.len(), model.len());
+        for (key, row) in &model {
+            assert_eq!(rows.get(key), Some(row.as_slice()));
+        }
+        assert!(rows.arena.len() < 2 * (rows.arena.len() - rows.garbage) + MIN_GARBAGE);
+        let bytes = postcard::to_allocvec(&rows).unwrap();
+        let restored: KeyedRows = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(restored.len(), model.len());
+        let mut drained = rows.drain();
+        drained.sort();
+        let mut expected: Vec<_> = model.into_values().collect();
+        expected.sort();
+        assert_eq!(drained, expected);
+        assert!(rows.is_empty());
+    }
+}
