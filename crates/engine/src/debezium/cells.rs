@@ -107,7 +107,7 @@ fn decimal_string(
             DecimalHandling::String => false,
             // Text that might be a decimal, exponents and all, is for the general decoder
             // to judge; anything else is base64.
-            DecimalHandling::Auto => text
+            DecimalHandling::Auto => !text
                 .bytes()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')),
         },
@@ -391,6 +391,24 @@ mod tests {
         assert_eq!(
             cell(&format!("\"{UNAVAILABLE}\""), DataType::Utf8).unwrap(),
             "Unavailable"
+        );
+    }
+
+    #[test]
+    fn fast_path_takes_both_decimal_encodings() {
+        let auto = DecodeOptions::default();
+        let t = DataType::Decimal128(12, 2);
+        assert_eq!(
+            fast(br#""B88=""#, &t, None, &auto).map(|c| format!("{c:?}")),
+            Some("Decimal(1999)".into())
+        );
+        assert_eq!(
+            fast(br#""19.99""#, &t, None, &auto).map(|c| format!("{c:?}")),
+            Some("Decimal(1999)".into())
+        );
+        assert!(
+            fast(br#""1e3""#, &t, None, &auto).is_none(),
+            "exponents go the general way"
         );
     }
 
