@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every benchmark figure of README.md's table, measured on this machine, then the table.
+#
+#   benches/run.sh                 # 1M events; about 15 minutes on 2 cores, Flink included
+#   EVENTS=200000 benches/run.sh   # quicker
+#   FLINK=0 benches/run.sh         # without the Flink comparison
+#
+# Writes JSON results under target/bench/ and prints the Markdown table (benches/table.py).
+# Needs tansu on PATH (`cargo install tansu --features dynostore`) for the broker runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${EVENTS:-1000000}
+RATE=${RATE:-20000}
+OUT=target/bench
+mkdir -p "$OUT"
+cargo build --release --bin eddy
+EDDY=target/release/eddy
+
+"$EDDY" gen --events "$EVENTS" --shape envelope --decimal string --output "$OUT/orders.jsonl"
+for query in q1 q2 q3; do
+    "$EDDY" bench --input "$OUT/orders.jsonl" --table orders --query "$query" \
+        --json "$OUT/in-process-$query.json" > /dev/null
+done
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tansu broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" > "$OUT/tansu.log" 2>&1 &
+broker=$!
+trap 'kill $broker' EXIT
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2> /dev/null && break
+    sleep 0.1
+done
+"$EDDY" bench --kafka "127.0.0.1:$port" --events "$EVENTS" --query q1 \
+    --json "$OUT/broker-max.json" > /dev/null
+"$EDDY" bench --kafka "127.0.0.1:$port" --events $((RATE * 20)) --rate "$RATE" --query q1 \
+    --json "$OUT/broker-rate.json" > /dev/null
+
+if [ "${FLINK:-1}" != 0 ]; then
+    benches/flink/compare.sh --events "$EVENTS" --input "$OUT/orders.jsonl"
+fi
+python3 benches/table.py "$OUT" target/flink-compare.json

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Renders README.md's benchmark table from the JSON results benches/run.sh leaves.
+
+    python3 benches/table.py target/bench target/flink-compare.json
+"""
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def load(path):
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    memory = next(int(line.split()[1]) for line in open("/proc/meminfo")
+                  if line.startswith("MemTotal"))
+    return f"{os.cpu_count()} cores ({cpu}), {memory / 2**20:.0f} GiB, {platform.system()}"
+
+
+def k(x):
+    return f"{x / 1000:.0f}k"
+
+
+def main(out, flink_path):
+    out = Path(out)
+    flink = load(flink_path) or {"queries": {}}
+    print(f"Measured {datetime.date.today()} on {machine()}; "
+          f"{flink.get('events', '?')} events, one core per engine.\n")
+    print("| query | Eddy events/s | Eddy events/CPU-s | Flink events/CPU-s | ratio | "
+          "Eddy peak RSS | Flink peak RSS | ratio | Eddy first result | Flink first result |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in ("q1", "q2", "q3"):
+        eddy = load(out / f"in-process-{name}.json")
+        if eddy is None:
+            continue
+        versus = flink["queries"].get(name.upper())
+        row = [name.upper(), k(eddy["events_per_second"]), k(eddy["events_per_cpu_second"])]
+        if versus:
+            f = versus["flink"]
+            row += [f"{k(f['events_per_cpu_s'])} ({k(f['events_per_cpu_s_beyond_idle'])} beyond idle)",
+                    f"{eddy['events_per_cpu_second'] / f['events_per_cpu_s']:.1f}× "
+                    f"({eddy['events_per_cpu_second'] / f['events_per_cpu_s_beyond_idle']:.1f}×)"]
+        else:
+            row += ["-", "-"]
+        rss = eddy["peak_rss_bytes"] / 1e6
+        row.append(f"{rss:.0f} MB")
+        if versus:
+            row += [f"{versus['flink']['rss_mb']:.0f} MB", f"{versus['flink']['rss_mb'] / rss:.1f}×"]
+        else:
+            row += ["-", "-"]
+        row.append(f"{eddy['first_result_ms']:.0f} ms")
+        row.append(f"{versus['flink']['first_result_s']:.1f} s" if versus and
+                   versus["flink"].get("first_result_s") else "-")
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("| through tansu, Q1 | records/s | bare consumer | latency p50 | p99 | max |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, name in (("as fast as possible", "broker-max"), ("fixed offered rate", "broker-rate")):
+        run = load(out / f"{name}.json")
+        if run is None:
+            continue
+        rate = f" ({run['offered_rate']}/s)" if run["offered_rate"] else ""
+        bare = run["bare_consumer_per_second"]
+        bare = f"{k(bare)}/s (Eddy {100 * run['records_per_second'] / bare:.0f}%)" if bare else "-"
+        lat = run["latency_ms"]
+        print(f"| {label}{rate} | {k(run['records_per_second'])} | {bare} | "
+              f"{lat['p50']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms |")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
