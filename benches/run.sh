@@ -17,24 +17,39 @@ cargo build --release --bin eddy
 EDDY=target/release/eddy
 
 "$EDDY" gen --events "$EVENTS" --shape envelope --decimal string --output "$OUT/orders.jsonl"
+# The file's write-back would otherwise compete with the first runs.
+sync
 for query in q1 q2 q3; do
     "$EDDY" bench --input "$OUT/orders.jsonl" --table orders --query "$query" \
         --json "$OUT/in-process-$query.json" > /dev/null
 done
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-tansu broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" > "$OUT/tansu.log" 2>&1 &
-broker=$!
-trap 'kill $broker' EXIT
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2> /dev/null && break
-    sleep 0.1
-done
-"$EDDY" bench --kafka "127.0.0.1:$port" --events "$EVENTS" --query q1 \
-    --json "$OUT/broker-max.json" > /dev/null
+# Each broker run gets a fresh tansu: its in-memory storage slows as it fills.
+broker=
+trap '[ -n "$broker" ] && kill $broker' EXIT
+start_broker() {
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    tansu broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" > "$OUT/tansu.log" 2>&1 &
+    broker=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2> /dev/null && break
+        sleep 0.1
+    done
+}
+stop_broker() {
+    kill "$broker"
+    wait "$broker" 2> /dev/null || true
+    broker=
+}
+start_broker
 "$EDDY" bench --kafka "127.0.0.1:$port" --events $((RATE * 20)) --rate "$RATE" --query q1 \
     --json "$OUT/broker-rate.json" > /dev/null
+stop_broker
+start_broker
+"$EDDY" bench --kafka "127.0.0.1:$port" --events "$EVENTS" --query q1 \
+    --json "$OUT/broker-max.json" > /dev/null
+stop_broker
 
 if [ "${FLINK:-1}" != 0 ]; then
     benches/flink/compare.sh --events "$EVENTS" --input "$OUT/orders.jsonl"

@@ -60,8 +60,9 @@ def main(out, flink_path):
                    versus["flink"].get("first_result_s") else "-")
         print("| " + " | ".join(row) + " |")
     print()
-    print("| through tansu, Q1 | records/s | bare consumer | latency p50 | p99 | max |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| through tansu, Q1 | records/s | bare consumer | latency p50 | p99 | max | "
+          "broker alone p50 / p99 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, name in (("as fast as possible", "broker-max"), ("fixed offered rate", "broker-rate")):
         run = load(out / f"{name}.json")
         if run is None:
@@ -70,8 +71,10 @@ def main(out, flink_path):
         bare = run["bare_consumer_per_second"]
         bare = f"{k(bare)}/s (Eddy {100 * run['records_per_second'] / bare:.0f}%)" if bare else "-"
         lat = run["latency_ms"]
+        floor = run.get("broker_latency_ms")
+        floor = f"{floor['p50']:.1f} / {floor['p99']:.1f} ms" if floor else "-"
         print(f"| {label}{rate} | {k(run['records_per_second'])} | {bare} | "
-              f"{lat['p50']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms |")
+              f"{lat['p50']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {floor} |")
 
 
 if __name__ == "__main__":

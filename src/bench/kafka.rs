@@ -20,7 +20,7 @@ use eddy_workload::{Generator, Op};
 use indicatif::ProgressBar;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -37,6 +37,9 @@ const FETCH: [(&str, &str); 3] = [
 
 /// How long the job is given to start before events are produced at a fixed rate.
 const JOB_START: Duration = Duration::from_secs(2);
+
+/// Seconds of events the broker's own latency is measured over.
+const FLOOR_SECONDS: u64 = 5;
 
 /// How long the results may take to cover every event once production is done.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -56,6 +59,8 @@ struct ThroughBroker {
     cpu_seconds: f64,
     peak_rss_bytes: u64,
     latency_ms: Latency,
+    /// With `--rate`: the broker alone at the same rate (produce → bare consumer).
+    broker_latency_ms: Option<Latency>,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,7 +121,7 @@ pub fn bench(args: &BenchArgs, brokers: &str, name: &str, sql: &str) -> Result<(
         let (brokers, input, sent) = (brokers.to_string(), input.clone(), Arc::clone(&sent));
         thread::spawn(move || produce(&brokers, &input, &events, Some(rate), &sent, clock))
     });
-    let covered = results.cover(&sent, clock);
+    let covered = results.cover(&sent, clock, result_reach);
     stop.store(true, Ordering::Relaxed);
     if let Some(producer) = producer {
         producer
@@ -131,9 +136,20 @@ pub fn bench(args: &BenchArgs, brokers: &str, name: &str, sql: &str) -> Result<(
         None => job_started,
     };
     let seconds = last.saturating_sub(first) as f64 / 1e9;
-    let bare = match args.rate {
-        Some(_) => None,
-        None => Some(bare_consumer(brokers, &input, records)?),
+    let (bare, broker) = match args.rate {
+        Some(rate) => {
+            let floor = format!("{prefix}.floor");
+            admin::ensure_topics_blocking(brokers, &[&floor], 1)?;
+            let sample = Generated::new(
+                generate.options(),
+                (rate * FLOOR_SECONDS).min(generate.events),
+            );
+            (
+                None,
+                Some(broker_latency(brokers, &floor, &sample, rate, clock)?),
+            )
+        }
+        None => (Some(bare_consumer(brokers, &input, records)?), None),
     };
     let result = ThroughBroker {
         query: name.to_string(),
@@ -145,9 +161,10 @@ pub fn bench(args: &BenchArgs, brokers: &str, name: &str, sql: &str) -> Result<(
         cpu_seconds: end.cpu_seconds - start.cpu_seconds,
         peak_rss_bytes: end.peak_rss_bytes,
         latency_ms: percentiles(latencies),
+        broker_latency_ms: broker,
     };
     eprintln!(
-        "eddy bench {} via {}: {} records, {:.0} records/s{}{}, latency p50 {:.1} ms p99 {:.1} ms, peak RSS {:.1} MB",
+        "eddy bench {} via {}: {} records, {:.0} records/s{}{}, latency p50 {:.1} ms p99 {:.1} ms{}, peak RSS {:.1} MB",
         result.query,
         result.brokers,
         result.records,
@@ -163,6 +180,13 @@ pub fn bench(args: &BenchArgs, brokers: &str, name: &str, sql: &str) -> Result<(
             )),
         result.latency_ms.p50,
         result.latency_ms.p99,
+        result
+            .broker_latency_ms
+            .as_ref()
+            .map_or(String::new(), |b| format!(
+                " (the broker alone: p50 {:.1} ms p99 {:.1} ms)",
+                b.p50, b.p99
+            )),
         result.peak_rss_bytes as f64 / 1e6,
     );
     report(&result, args.json.as_deref())
@@ -267,9 +291,15 @@ impl ResultReader {
         Ok(Self { consumer })
     }
 
-    /// Reads results until they cover every record; returns each record's latency
-    /// (nanoseconds) and when the last was covered (nanoseconds since `clock`).
-    fn cover(&self, sent: &[AtomicU64], clock: Instant) -> Result<(Vec<u64>, u64)> {
+    /// Reads until the messages cover every record; `reach` says up to which record (its
+    /// index, exclusive) a message covers. Returns each record's latency (nanoseconds) and
+    /// when the last was covered (nanoseconds since `clock`).
+    fn cover(
+        &self,
+        sent: &[AtomicU64],
+        clock: Instant,
+        reach: impl Fn(&BorrowedMessage<'_>) -> Result<usize>,
+    ) -> Result<(Vec<u64>, u64)> {
         let mut latencies = Vec::with_capacity(sent.len());
         let mut covered = 0usize;
         let mut last = 0u64;
@@ -278,7 +308,7 @@ impl ResultReader {
             let Some(message) = self.consumer.poll(Duration::from_millis(100)) else {
                 if idle_since.elapsed() > DRAIN_TIMEOUT {
                     bail!(
-                        "results covered {covered} of {} records, then nothing came for {} s",
+                        "covered {covered} of {} records, then nothing came for {} s",
                         sent.len(),
                         DRAIN_TIMEOUT.as_secs()
                     );
@@ -287,24 +317,7 @@ impl ResultReader {
             };
             let arrived = clock.elapsed().as_nanos() as u64;
             idle_since = Instant::now();
-            let message = message?;
-            let end = message
-                .headers()
-                .and_then(|headers| {
-                    headers
-                        .iter()
-                        .find(|h| h.key == SOURCE_END_HEADER)
-                        .and_then(|h| h.value)
-                })
-                .context("a result without its source offsets")?;
-            let end: eddy_kafka::Offsets = serde_json::from_slice(end)?;
-            let reached = end
-                .values()
-                .flat_map(|partitions| partitions.values())
-                .copied()
-                .max()
-                .unwrap_or(0)
-                .clamp(0, sent.len() as i64) as usize;
+            let reached = reach(&message?)?.min(sent.len());
             for sent_at in &sent[covered.min(reached)..reached] {
                 latencies.push(arrived.saturating_sub(sent_at.load(Ordering::Relaxed)));
             }
@@ -315,6 +328,51 @@ impl ResultReader {
         }
         Ok((latencies, last))
     }
+}
+
+/// The records a result covers: those before its batch's end offsets.
+fn result_reach(message: &BorrowedMessage<'_>) -> Result<usize> {
+    let end = message
+        .headers()
+        .and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == SOURCE_END_HEADER)
+                .and_then(|h| h.value)
+        })
+        .context("a result without its source offsets")?;
+    let end: eddy_kafka::Offsets = serde_json::from_slice(end)?;
+    let reached = end
+        .values()
+        .flat_map(|partitions| partitions.values())
+        .copied()
+        .max()
+        .unwrap_or(0);
+    Ok(reached.max(0) as usize)
+}
+
+/// The broker's own latency at `rate`: records produced into `topic` and read back by a
+/// bare consumer, with no job between; what Eddy's two hops through it cannot beat.
+fn broker_latency(
+    brokers: &str,
+    topic: &str,
+    events: &Generated,
+    rate: u64,
+    clock: Instant,
+) -> Result<Latency> {
+    let sent: Vec<AtomicU64> = (0..events.records.len())
+        .map(|_| AtomicU64::new(0))
+        .collect();
+    let reader = ResultReader::new(brokers, topic)?;
+    let (latencies, _) = thread::scope(|scope| {
+        let producer = scope.spawn(|| produce(brokers, topic, events, Some(rate), &sent, clock));
+        let covered = reader.cover(&sent, clock, |m| Ok(m.offset() as usize + 1));
+        producer
+            .join()
+            .map_err(|_| anyhow::anyhow!("producer panicked"))??;
+        covered
+    })?;
+    Ok(percentiles(latencies))
 }
 
 /// Records per second a bare consumer reads from the whole topic.
