@@ -4,9 +4,14 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use eddy_workload::{DecimalMode, Generator, Mix, Op, Options, ReplicaIdentity};
+
+use crate::produce::{Generated, produce};
 
 #[derive(Args, Clone)]
 pub struct GenArgs {
@@ -40,6 +45,10 @@ pub struct GenArgs {
     /// Where to write; `-` is stdout.
     #[arg(long, short, default_value = "-")]
     pub output: PathBuf,
+    /// Kafka brokers: `gen` produces the records into `<prefix>.public.orders` there (made
+    /// if missing) instead of writing them; `bench` runs its job through them.
+    #[arg(long, conflicts_with = "output")]
+    pub kafka: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +90,9 @@ impl GenArgs {
 }
 
 pub fn generate(args: GenArgs) -> Result<()> {
+    if let Some(brokers) = &args.kafka {
+        return produce_into(brokers, &args);
+    }
     let out: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -103,6 +115,23 @@ pub fn generate(args: GenArgs) -> Result<()> {
         args.events,
         lines.generator.topic(),
         lines.generator.live_rows()
+    );
+    Ok(())
+}
+
+/// Produces the changelog (with tombstones) into its topic.
+fn produce_into(brokers: &str, args: &GenArgs) -> Result<()> {
+    let events = Generated::new(args.options(), args.events);
+    let topic = Generator::new(args.options()).topic();
+    eddy_kafka::admin::ensure_topics_blocking(brokers, &[&topic], 1)?;
+    let sent: Vec<AtomicU64> = (0..events.records.len())
+        .map(|_| AtomicU64::new(0))
+        .collect();
+    produce(brokers, &topic, &events, None, &sent, Instant::now())?;
+    eprintln!(
+        "eddy: {} events ({} records) produced into {topic}",
+        args.events,
+        events.records.len()
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! They need PostgreSQL's server programs (Debian's `postgresql` package: the newest
 //! `/usr/lib/postgresql/*/bin`, or `EDDY_PG_BIN`); as root they run them as the `postgres` user.
-//! The service tests need tansu, a Kafka-protocol broker (`cargo install tansu --features
+//! The service and workload tests need tansu, a Kafka-protocol broker (`cargo install tansu --features
 //! dynostore`; `$TANSU` or `~/.cargo/bin/tansu`).
 
 mod support;
@@ -11,3 +11,4 @@ mod cli;
 mod live;
 mod pg_app;
 mod service;
+mod workload;

@@ -16,17 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use eddy_engine::Format;
 use eddy_kafka::{Job, JobConfig, JobMetrics, SOURCE_END_HEADER, admin};
-use eddy_workload::{Generator, Op};
-use indicatif::ProgressBar;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::usage::Usage;
 use super::{BenchArgs, report};
+use crate::produce::{Generated, produce};
 
 /// Fetch settings of both the job and the bare consumer (the job's are in `eddy-kafka`).
 const FETCH: [(&str, &str); 3] = [
@@ -190,85 +188,6 @@ pub fn bench(args: &BenchArgs, brokers: &str, name: &str, sql: &str) -> Result<(
         result.peak_rss_bytes as f64 / 1e6,
     );
     report(&result, args.json.as_deref())
-}
-
-/// The changelog as Kafka records, generated before anything is timed.
-struct Generated {
-    /// Key and value (`None`: a tombstone).
-    records: Vec<(String, Option<String>)>,
-}
-
-impl Generated {
-    fn new(options: eddy_workload::Options, events: u64) -> Self {
-        let mut generator = Generator::new(options);
-        let mut records = Vec::with_capacity(events as usize * 11 / 10);
-        for _ in 0..events {
-            let (mut key, mut value) = (String::new(), String::new());
-            let op = generator.next_into(&mut key, &mut value);
-            let tombstone = (op == Op::Delete).then(|| key.clone());
-            records.push((key, Some(value)));
-            if let Some(key) = tombstone {
-                records.push((key, None));
-            }
-        }
-        Self { records }
-    }
-}
-
-/// Produces every record, at `rate` per second if given, noting when each was sent
-/// (nanoseconds since `clock`) in `sent`, whose index is the record's offset.
-fn produce(
-    brokers: &str,
-    topic: &str,
-    events: &Generated,
-    rate: Option<u64>,
-    sent: &[AtomicU64],
-    clock: Instant,
-) -> Result<()> {
-    // One request in flight and no retries: records keep the order they are sent in, so
-    // the n-th record sent is at offset n.
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", if rate.is_some() { "1" } else { "20" })
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("max.in.flight.requests.per.connection", "1")
-        .set("enable.idempotence", "false")
-        .set("retries", "0")
-        .create()?;
-    let progress = ProgressBar::new(events.records.len() as u64);
-    let started = Instant::now();
-    for (i, (key, value)) in events.records.iter().enumerate() {
-        if let Some(rate) = rate {
-            let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                thread::sleep(wait);
-            }
-        }
-        let mut record = BaseRecord::to(topic).key(key.as_str());
-        if let Some(value) = value {
-            record = record.payload(value.as_str());
-        }
-        sent[i].store(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        while let Err((e, back)) = producer.send(record) {
-            if !matches!(
-                e,
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull
-                )
-            ) {
-                bail!("producing to {topic}: {e}");
-            }
-            record = back;
-            thread::sleep(Duration::from_millis(1));
-        }
-        if i % 10_000 == 0 {
-            progress.set_position(i as u64);
-        }
-    }
-    producer.flush(Duration::from_secs(120))?;
-    progress.finish_and_clear();
-    Ok(())
 }
 
 /// Reads the job's results as they arrive.

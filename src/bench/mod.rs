@@ -33,9 +33,6 @@ pub struct BenchArgs {
     /// names where it is kept (default: a temporary file).
     #[command(flatten)]
     generate: GenArgs,
-    /// Run through these Kafka brokers instead of in-process.
-    #[arg(long)]
-    kafka: Option<String>,
     /// With `--kafka`: events per second offered; without it, as fast as possible.
     #[arg(long)]
     rate: Option<u64>,
@@ -85,14 +82,21 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             (name.to_string(), sql.to_string())
         }
     };
-    if let Some(brokers) = &args.kafka {
+    if let Some(brokers) = &args.generate.kafka {
         return kafka::bench(&args, brokers, &name, &sql);
     }
-    let input = match &args.job.input {
-        Some(path) => path.clone(),
-        None => generated(&args.generate)?,
+    let (input, temporary) = match &args.job.input {
+        Some(path) => (path.clone(), false),
+        None => (
+            generated(&args.generate)?,
+            args.generate.output.as_os_str() == "-",
+        ),
     };
-    let result = in_process(&args.job, &name, &sql, input)?;
+    let result = in_process(&args.job, &name, &sql, input.clone());
+    if temporary {
+        let _ = std::fs::remove_file(&input);
+    }
+    let result = result?;
     eprintln!(
         "eddy bench {}: {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key",
         result.query,
@@ -119,7 +123,8 @@ fn report(result: &impl Serialize, path: Option<&std::path::Path>) -> Result<()>
     Ok(())
 }
 
-/// Writes the generated changelog (to `--output`, else a temporary file) and returns it.
+/// Writes the generated changelog (to `--output`, else a temporary file the run removes)
+/// and returns it.
 fn generated(options: &GenArgs) -> Result<PathBuf> {
     let mut options = options.clone();
     if options.output.as_os_str() == "-" {
