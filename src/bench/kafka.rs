@@ -36,9 +36,6 @@ const FETCH: [(&str, &str); 3] = [
 /// How long the job is given to start before events are produced at a fixed rate.
 const JOB_START: Duration = Duration::from_secs(2);
 
-/// Seconds of events the broker's own latency is measured over.
-const FLOOR_SECONDS: u64 = 5;
-
 /// How long the results may take to cover every event once production is done.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -57,7 +54,8 @@ struct ThroughBroker {
     cpu_seconds: f64,
     peak_rss_bytes: u64,
     latency_ms: Latency,
-    /// With `--rate`: the broker alone at the same rate (produce → bare consumer).
+    /// With `--rate`: the broker alone at the same rate and for as many events (produce →
+    /// bare consumer).
     broker_latency_ms: Option<Latency>,
 }
 
@@ -138,10 +136,8 @@ pub fn bench(args: &BenchArgs, brokers: &str, name: &str, sql: &str) -> Result<(
         Some(rate) => {
             let floor = format!("{prefix}.floor");
             admin::ensure_topics_blocking(brokers, &[&floor], 1)?;
-            let sample = Generated::new(
-                generate.options(),
-                (rate * FLOOR_SECONDS).min(generate.events),
-            );
+            // As many events as the job's run: tansu's in-memory topics slow as they grow.
+            let sample = Generated::new(generate.options(), generate.events);
             (
                 None,
                 Some(broker_latency(brokers, &floor, &sample, rate, clock)?),

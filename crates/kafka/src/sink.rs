@@ -58,7 +58,7 @@ impl Sink {
             .set("enable.idempotence", "false")
             .set("max.in.flight.requests.per.connection", "1")
             .set("acks", "all")
-            .set("linger.ms", "5")
+            .set("linger.ms", "1")
             .set("batch.size", "1000000")
             .create_with_context(Deliveries::default())?;
         Ok(Sink { producer })
