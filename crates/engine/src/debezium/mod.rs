@@ -2,8 +2,9 @@
 //!
 //! Handles the JSON converter's two shapes (`{"schema", "payload"}` and the bare envelope),
 //! every op (`r`, `c`, `u`, `d`, `t`), tombstones, and the value encodings of the PostgreSQL
-//! and MySQL connectors ([`value`]). Only the columns a job reads are decoded: the rest of a
-//! row is never materialized.
+//! and MySQL connectors ([`value`]). Only the columns a job reads are decoded: one scan of
+//! the message (`scan`) finds them and skips the rest, and their values go straight into
+//! Arrow columns (`cells`), a batch's images side by side.
 
 mod cells;
 pub mod inline_schema;
