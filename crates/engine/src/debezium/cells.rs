@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 
 use super::inline_schema::FieldHint;
-use super::value::{self, DecimalHandling, DecodeOptions, Decoded, UNAVAILABLE};
+use super::value::{self, DecodeOptions, Decoded, UNAVAILABLE};
 use crate::error::Result;
 
 /// One decoded value, borrowing text from the message.
@@ -99,19 +99,13 @@ fn decimal_string(
     hint: Option<&FieldHint>,
     options: &DecodeOptions,
 ) -> Option<i128> {
-    let as_bytes = match hint.map(|h| h.connect_type.as_str()) {
-        Some("bytes") => true,
-        Some(_) => false,
-        None => match options.decimal_handling {
-            DecimalHandling::Precise => true,
-            DecimalHandling::String => false,
-            // Text that might be a decimal, exponents and all, is for the general decoder
-            // to judge; anything else is base64.
-            DecimalHandling::Auto => !text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')),
-        },
-    };
+    // In `Auto`, text that might be a decimal, exponents and all, is for the general
+    // decoder to judge; anything else is base64.
+    let as_bytes = value::decimal_sent_as_bytes(hint, options).unwrap_or_else(|| {
+        !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    });
     if !as_bytes {
         return plain_decimal(text, scale);
     }

@@ -228,6 +228,23 @@ fn within_precision(
     }
 }
 
+/// Whether a decimal sent as a string is base64 unscaled bytes (`precise`) rather than
+/// decimal text (`string`), as the inline schema, else the options, say; `None` when
+/// neither does (`Auto`) and the text itself must tell.
+pub(super) fn decimal_sent_as_bytes(
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Option<bool> {
+    match hint.map(|h| h.connect_type.as_str()) {
+        Some(connect_type) => Some(connect_type == "bytes"),
+        None => match options.decimal_handling {
+            DecimalHandling::Precise => Some(true),
+            DecimalHandling::String => Some(false),
+            DecimalHandling::Auto => None,
+        },
+    }
+}
+
 /// A decimal sent as a JSON string: base64 unscaled bytes (`precise`) or decimal text
 /// (`string`), as the inline schema, else the options, else the text's shape says.
 fn decimal_from_text(
@@ -238,15 +255,8 @@ fn decimal_from_text(
     options: &DecodeOptions,
 ) -> Result<i256, String> {
     let scale = scale as i32;
-    let as_bytes = match hint.map(|h| h.connect_type.as_str()) {
-        Some("bytes") => true,
-        Some(_) => false,
-        None => match options.decimal_handling {
-            DecimalHandling::Precise => true,
-            DecimalHandling::String => false,
-            DecimalHandling::Auto => decimal::parse_text(s, scale).is_none(),
-        },
-    };
+    let as_bytes = decimal_sent_as_bytes(hint, options)
+        .unwrap_or_else(|| decimal::parse_text(s, scale).is_none());
     let value = if as_bytes {
         let bytes = BASE64
             .decode(s)
