@@ -13,7 +13,8 @@ use crate::feed::{Feeder, JobArgs, open};
 pub struct RunArgs {
     #[command(flatten)]
     job: JobArgs,
-    /// Output records: `upsert` (`{"key", "value"}`) or `debezium` (`{"before", "after", "op"}`).
+    /// Output records: `upsert` (`{"key", "value"}`), `debezium` (Flink's debezium-json: an
+    /// update is a `d` then a `c`) or `debezium-u` (an update is one `u`).
     #[arg(long, default_value = "upsert")]
     format: Format,
 }
@@ -34,7 +35,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         input,
         |changes| {
             for change in changes {
-                writeln!(out, "{}", encoder.line(&change))?;
+                for line in encoder.lines(&change) {
+                    writeln!(out, "{line}")?;
+                }
             }
             Ok(())
         },

@@ -1,4 +1,4 @@
-//! Result changes encoded as JSON records: upsert, or Flink-compatible debezium-json.
+//! Result changes encoded as JSON records: upsert, Flink's debezium-json, or Debezium's own shape.
 //!
 //! Values are written so a consumer loses nothing: decimals as JSON numbers with their scale
 //! (`25.50`), timestamps as ISO-8601 strings (with `Z` when the column has a time zone),
@@ -16,13 +16,19 @@ use crate::sink::{ChangeKind, ResultChange};
 
 /// The shape of output records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Key = the key columns; value = the row, or null (a tombstone) when it is gone.
     #[default]
+    #[serde(rename = "upsert")]
     Upsert,
-    /// Value = `{"before", "after", "op"}` as Flink's `debezium-json` format writes it.
+    /// What Flink's `debezium-json` serializer writes, which knows two ops: `{"before": null,
+    /// "after": row, "op": "c"}` for a row that enters and `{"before": row, "after": null,
+    /// "op": "d"}` for one that leaves; an update is a `d` of the old row then a `c` of the new.
+    #[serde(rename = "debezium")]
     Debezium,
+    /// Debezium's own shape: an update is one `{"before": old, "after": new, "op": "u"}`.
+    #[serde(rename = "debezium-u")]
+    DebeziumUpdate,
 }
 
 impl std::str::FromStr for Format {
@@ -31,8 +37,9 @@ impl std::str::FromStr for Format {
         match s {
             "upsert" => Ok(Format::Upsert),
             "debezium" => Ok(Format::Debezium),
+            "debezium-u" => Ok(Format::DebeziumUpdate),
             other => Err(format!(
-                "unknown format {other:?} (expected upsert or debezium)"
+                "unknown format {other:?} (expected upsert, debezium or debezium-u)"
             )),
         }
     }
@@ -64,39 +71,53 @@ impl Encoder {
         }
     }
 
-    pub fn encode(&self, change: &ResultChange) -> Encoded {
+    /// The records of one result change, in the order they must be published: one, or two
+    /// (`d` then `c`) for an update in [`Format::Debezium`].
+    pub fn encode(&self, change: &ResultChange) -> Vec<Encoded> {
         let key = object(&self.key_names, &change.key);
         let row = |r: &Option<Vec<ScalarValue>>| r.as_ref().map(|r| object(&self.value_names, r));
-        let value = match self.format {
-            Format::Upsert => row(&change.after),
-            Format::Debezium => {
-                let op = match change.kind {
-                    ChangeKind::Insert => "c",
-                    ChangeKind::Update => "u",
-                    ChangeKind::Delete => "d",
-                };
-                let or_null = |r: Option<String>| r.unwrap_or_else(|| "null".into());
-                Some(format!(
-                    r#"{{"before":{},"after":{},"op":"{op}"}}"#,
-                    or_null(row(&change.before)),
-                    or_null(row(&change.after))
-                ))
+        let envelope = |before: Option<String>, after: Option<String>, op: &str| {
+            let or_null = |r: Option<String>| r.unwrap_or_else(|| "null".into());
+            Some(format!(
+                r#"{{"before":{},"after":{},"op":"{op}"}}"#,
+                or_null(before),
+                or_null(after)
+            ))
+        };
+        let values = match (self.format, change.kind) {
+            (Format::Upsert, _) => vec![row(&change.after)],
+            (_, ChangeKind::Insert) => vec![envelope(None, row(&change.after), "c")],
+            (_, ChangeKind::Delete) => vec![envelope(row(&change.before), None, "d")],
+            (Format::Debezium, ChangeKind::Update) => vec![
+                envelope(row(&change.before), None, "d"),
+                envelope(None, row(&change.after), "c"),
+            ],
+            (Format::DebeziumUpdate, ChangeKind::Update) => {
+                vec![envelope(row(&change.before), row(&change.after), "u")]
             }
         };
-        Encoded { key, value }
+        values
+            .into_iter()
+            .map(|value| Encoded {
+                key: key.clone(),
+                value,
+            })
+            .collect()
     }
 
-    /// The record as one line of the CLI's output.
-    pub fn line(&self, change: &ResultChange) -> String {
-        let encoded = self.encode(change);
-        match self.format {
-            Format::Upsert => format!(
-                r#"{{"key":{},"value":{}}}"#,
-                encoded.key,
-                encoded.value.as_deref().unwrap_or("null")
-            ),
-            Format::Debezium => encoded.value.unwrap_or_default(),
-        }
+    /// The change as lines of the CLI's output, one per record.
+    pub fn lines(&self, change: &ResultChange) -> Vec<String> {
+        self.encode(change)
+            .into_iter()
+            .map(|encoded| match self.format {
+                Format::Upsert => format!(
+                    r#"{{"key":{},"value":{}}}"#,
+                    encoded.key,
+                    encoded.value.as_deref().unwrap_or("null")
+                ),
+                Format::Debezium | Format::DebeziumUpdate => encoded.value.unwrap_or_default(),
+            })
+            .collect()
     }
 }
 
