@@ -33,6 +33,13 @@ pub struct CheckpointMeta {
     /// Records read and result messages published up to it, over the job's whole life.
     pub records_in: u64,
     pub records_out: u64,
+    /// The job's other counters up to it (absent from checkpoints older than them).
+    #[serde(default)]
+    pub dead_letters: u64,
+    #[serde(default)]
+    pub dead_letter_failures: u64,
+    #[serde(default)]
+    pub poison_pills: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +208,7 @@ mod tests {
                 taken_at_ms: 1,
                 records_in: 42,
                 records_out: 7,
+                ..CheckpointMeta::default()
             },
             snapshot: vec![1, 2, 3],
         }

@@ -13,6 +13,10 @@
 //! topic would keep the first run's stale value. So each batch's end is logged
 //! ([`BatchLog`]) before its results are published, and a restarted job first reads exactly
 //! those batches again; it takes no checkpoint until that replay is done.
+//!
+//! A batch that fails the job is remembered, so that one whose failure recurs is searched for
+//! the record causing it, which is then skipped ([`crate::poison`]); refused records are
+//! dead-lettered ([`crate::dead_letter`]) and never stop the job.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -20,16 +24,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use eddy_engine::{Encoder, Format, JobSpec, Pipeline, Record};
+use eddy_engine::{Encoder, Format, JobSpec, Pipeline};
 use parking_lot::Mutex;
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use serde::Serialize;
 
 use crate::admin;
+use crate::apply::{Applier, Failed};
 use crate::checkpoint::{BatchLog, Checkpoint, CheckpointMeta, CheckpointStore};
+use crate::dead_letter;
 use crate::error::Result;
-use crate::sink::{Sink, dead_letter_headers};
-use crate::source::{Batch, Offsets, Source, covers};
+use crate::poison::{self, FailureLog, Failures};
+use crate::sink::Sink;
+use crate::source::{Offsets, Source, covers};
 
 /// Everything a job needs to run.
 #[derive(Debug, Clone)]
@@ -51,6 +57,11 @@ pub struct JobConfig {
     pub checkpoint_interval: Duration,
     /// The directory holding this job's checkpoint.
     pub checkpoint_dir: PathBuf,
+    /// How much of a refused record's key, and of its value, its dead letter carries.
+    pub dead_letter_max_bytes: usize,
+    /// How many times a batch may fail the job before the record causing it is searched
+    /// for and skipped.
+    pub poison_attempts: u32,
 }
 
 impl JobConfig {
@@ -68,6 +79,8 @@ impl JobConfig {
             linger: Duration::from_millis(100),
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_dir,
+            dead_letter_max_bytes: dead_letter::DEFAULT_MAX_BYTES,
+            poison_attempts: poison::DEFAULT_ATTEMPTS,
         }
     }
 }
@@ -75,9 +88,13 @@ impl JobConfig {
 /// Live counters of a job, readable while it runs.
 #[derive(Debug, Default)]
 pub struct JobMetrics {
-    records_in: AtomicU64,
-    records_out: AtomicU64,
-    dead_letters: AtomicU64,
+    pub(crate) records_in: AtomicU64,
+    pub(crate) records_out: AtomicU64,
+    pub(crate) dead_letters: AtomicU64,
+    /// Dead letters their topic refused.
+    pub(crate) dead_letter_failures: AtomicU64,
+    /// Records skipped because they failed the job on every try.
+    pub(crate) poison_pills: AtomicU64,
     /// Messages not read yet in the input topics; -1 until first measured.
     lag: AtomicI64,
     lag_measured_ms: AtomicU64,
@@ -92,7 +109,12 @@ pub struct JobMetrics {
 pub struct MetricsSnapshot {
     pub records_in: u64,
     pub records_out: u64,
+    /// Records sent to the dead-letter topic (poison pills included).
     pub dead_letters: u64,
+    /// Dead letters the dead-letter topic refused; those records are skipped.
+    pub dead_letter_failures: u64,
+    /// Records skipped because they failed the job on every try.
+    pub poison_pills: u64,
     pub lag: Option<i64>,
     /// When `lag` was measured (milliseconds since the Unix epoch).
     pub lag_measured_ms: Option<u64>,
@@ -119,6 +141,8 @@ impl JobMetrics {
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
+            dead_letter_failures: self.dead_letter_failures.load(Ordering::Relaxed),
+            poison_pills: self.poison_pills.load(Ordering::Relaxed),
             lag: (lag >= 0).then_some(lag),
             lag_measured_ms: Some(self.lag_measured_ms.load(Ordering::Relaxed)).filter(|&t| t > 0),
             last_checkpoint_ms: (checkpoint > 0).then_some(checkpoint),
@@ -136,6 +160,9 @@ pub struct Job {
     sink: Sink,
     store: CheckpointStore,
     batches: BatchLog,
+    failure_log: FailureLog,
+    /// The batches that failed since the last checkpoint.
+    failures: Failures,
     /// Ends of the batches the previous run applied after its last checkpoint, to replay.
     replay: VecDeque<Offsets>,
     metrics: Arc<JobMetrics>,
@@ -162,10 +189,17 @@ impl Job {
             offsets = ?meta.offsets,
             "job opened at its last checkpoint"
         );
-        metrics.records_in.store(meta.records_in, Ordering::Relaxed);
-        metrics
-            .records_out
-            .store(meta.records_out, Ordering::Relaxed);
+        // The counters as of the checkpoint: what is replayed after it is counted again.
+        let counters = [
+            (&metrics.records_in, meta.records_in),
+            (&metrics.records_out, meta.records_out),
+            (&metrics.dead_letters, meta.dead_letters),
+            (&metrics.dead_letter_failures, meta.dead_letter_failures),
+            (&metrics.poison_pills, meta.poison_pills),
+        ];
+        for (counter, value) in counters {
+            counter.store(value, Ordering::Relaxed);
+        }
         metrics
             .last_checkpoint_ms
             .store(meta.taken_at_ms, Ordering::Relaxed);
@@ -175,6 +209,8 @@ impl Job {
             &[&config.output_topic, &config.dead_letter_topic],
             1,
         )?;
+        let failure_log = FailureLog::new(&config.checkpoint_dir);
+        let failures = failure_log.read()?;
         let batches = BatchLog::new(&config.checkpoint_dir);
         let replay: VecDeque<Offsets> = batches
             .read()?
@@ -195,7 +231,11 @@ impl Job {
             pipeline.key_fields(),
             pipeline.value_fields(),
         );
-        let sink = Sink::new(&config.brokers)?;
+        let sink = Sink::new(
+            &config.brokers,
+            &config.dead_letter_topic,
+            Arc::clone(&metrics),
+        )?;
         Ok(Job {
             config,
             pipeline,
@@ -204,6 +244,8 @@ impl Job {
             sink,
             store,
             batches,
+            failure_log,
+            failures,
             replay,
             metrics,
             unsaved: 0,
@@ -251,16 +293,34 @@ impl Job {
         if !replayed {
             self.batches.append(&batch.end)?;
         }
-        let records = apply(
-            &self.config,
-            &mut self.pipeline,
-            &self.encoder,
-            &self.sink,
-            &self.metrics,
-            &batch,
-        )?;
-        self.unsaved += records as u64;
-        Ok(records)
+        let plan = self.failures.plan(&batch.end, config.poison_attempts);
+        let mut applier = Applier {
+            config,
+            pipeline: &mut self.pipeline,
+            encoder: &self.encoder,
+            sink: &self.sink,
+            metrics: &self.metrics,
+        };
+        let failure = self.failures.of(&batch.end);
+        match applier.apply(&batch.messages, &batch.end, plan, failure) {
+            Ok(records) => {
+                self.unsaved += records as u64;
+                Ok(records)
+            }
+            Err(Failed { error, culprit }) => {
+                let failure = self.failures.record(&batch.end, error.to_string(), culprit);
+                tracing::error!(
+                    group = %config.group,
+                    attempt = failure.attempts,
+                    attempts_allowed = config.poison_attempts,
+                    culprits = ?failure.culprits,
+                    %error,
+                    "batch failed the job; after the attempts allowed it is applied record by record and a record that fails alone is skipped"
+                );
+                self.failure_log.write(&self.failures)?;
+                Err(error)
+            }
+        }
     }
 
     /// Makes everything applied so far durable: results acknowledged, then the snapshot
@@ -290,11 +350,18 @@ impl Job {
                 taken_at_ms,
                 records_in: self.metrics.records_in.load(Ordering::Relaxed),
                 records_out: self.metrics.records_out.load(Ordering::Relaxed),
+                dead_letters: self.metrics.dead_letters.load(Ordering::Relaxed),
+                dead_letter_failures: self.metrics.dead_letter_failures.load(Ordering::Relaxed),
+                poison_pills: self.metrics.poison_pills.load(Ordering::Relaxed),
             },
             snapshot: self.pipeline.snapshot()?,
         };
         self.store.save(&checkpoint)?;
         self.batches.clear()?;
+        if !self.failures.is_empty() {
+            self.failures = Failures::default();
+            self.failure_log.clear()?;
+        }
         self.unsaved = 0;
         self.metrics
             .last_checkpoint_ms
@@ -323,86 +390,4 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Applies one batch to the engine and publishes its result changes; refused records go to
-/// the dead-letter topic.
-fn apply(
-    config: &JobConfig,
-    pipeline: &mut Pipeline,
-    encoder: &Encoder,
-    sink: &Sink,
-    metrics: &JobMetrics,
-    batch: &Batch<'_>,
-) -> Result<usize> {
-    let first = pipeline.stats().records;
-    for message in &batch.messages {
-        let record = Record {
-            topic: message.topic(),
-            key: message.key(),
-            value: message.payload(),
-        };
-        if let Err(e) = pipeline.push(record) {
-            dead_letter(sink, config, metrics, message, &e.to_string())?;
-        }
-    }
-    for rejected in pipeline.flush()? {
-        let message = &batch.messages[(rejected.ordinal - first) as usize];
-        dead_letter(sink, config, metrics, message, &rejected.error.to_string())?;
-    }
-    let changes = pipeline.drain();
-    // Which input a result reflects: consumers can tell how far behind it is, and
-    // benchmarks measure latency from an event's production to its result.
-    let end = serde_json::to_string(&batch.end).unwrap_or_default();
-    let mut published = 0;
-    for encoded in changes.iter().flat_map(|change| encoder.encode(change)) {
-        let headers = OwnedHeaders::new().insert(Header {
-            key: SOURCE_END_HEADER,
-            value: Some(&end),
-        });
-        sink.send(
-            &config.output_topic,
-            encoded.key.as_bytes(),
-            encoded.value.as_deref().map(str::as_bytes),
-            Some(headers),
-        )?;
-        published += 1;
-    }
-    let records = batch.messages.len();
-    metrics
-        .records_in
-        .fetch_add(records as u64, Ordering::Relaxed);
-    metrics
-        .records_out
-        .fetch_add(published, Ordering::Relaxed);
-    Ok(records)
-}
-
-fn dead_letter(
-    sink: &Sink,
-    config: &JobConfig,
-    metrics: &JobMetrics,
-    message: &BorrowedMessage<'_>,
-    reason: &str,
-) -> Result<()> {
-    tracing::warn!(
-        topic = message.topic(),
-        partition = message.partition(),
-        offset = message.offset(),
-        reason,
-        "event dead-lettered"
-    );
-    metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-    let headers = dead_letter_headers(
-        reason,
-        message.topic(),
-        message.partition(),
-        message.offset(),
-    );
-    sink.send(
-        &config.dead_letter_topic,
-        message.key().unwrap_or_default(),
-        message.payload(),
-        Some(headers),
-    )
 }

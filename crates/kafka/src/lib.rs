@@ -6,6 +6,8 @@
 //!   are ours to choose (a checkpoint's), not the group's.
 //! - [`sink`]: a producer that knows whether everything it was given has been acknowledged,
 //!   which is what makes a checkpoint safe to take.
+//! - [`dead_letter`]: refused records, capped so that writing them cannot fail for size.
+//! - [`poison`]: records that fail the job on every restart, found and skipped.
 //! - [`admin`]: creating the output and dead-letter topics (brokers such as tansu do not
 //!   create topics on first use).
 //! - [`checkpoint`]: the engine's snapshot and the source offsets it covers, in one file
@@ -20,10 +22,13 @@
 //! publishes a second time are the same keyed values.
 
 pub mod admin;
+mod apply;
 pub mod checkpoint;
 mod config;
+pub mod dead_letter;
 mod error;
 pub mod job;
+pub mod poison;
 pub mod sink;
 pub mod source;
 

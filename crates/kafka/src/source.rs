@@ -66,6 +66,13 @@ impl Resume {
     }
 }
 
+/// Fetch limits per partition and per request; see [`Source::new`].
+const MAX_PARTITION_FETCH_BYTES: usize = 4 << 20;
+const MAX_FETCH_BYTES: usize = 64 << 20;
+/// The largest fetch response the consumer takes: a fetch's limit plus one oversized batch
+/// of up to 448 MiB beyond it.
+const MAX_RESPONSE_BYTES: usize = 512 << 20;
+
 /// How long a seek may go unanswered before the consumer seeks further back.
 const SILENT_SEEK: Duration = Duration::from_millis(500);
 
@@ -113,7 +120,16 @@ impl Source {
                 "fetch.wait.max.ms",
                 fetch_wait.as_millis().max(1).to_string(),
             )
-            .set("max.partition.fetch.bytes", "4194304")
+            // A record larger than the fetch limits must be read, not stalled on. Brokers
+            // return a partition's first batch whole whatever its size (tansu 0.6 also ends
+            // a fetch with one batch past the limit), so the response must fit what the
+            // client accepts: that ceiling is set well above the fetch limits.
+            .set(
+                "max.partition.fetch.bytes",
+                MAX_PARTITION_FETCH_BYTES.to_string(),
+            )
+            .set("fetch.max.bytes", MAX_FETCH_BYTES.to_string())
+            .set("receive.message.max.bytes", MAX_RESPONSE_BYTES.to_string())
             .create()?;
         let mut source = Source {
             consumer,

@@ -21,7 +21,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::registry::{Desired, JobDefinition, Registry};
 
-/// How jobs run: where the brokers are and how they batch and checkpoint.
+/// How jobs run: where the brokers are, how they batch and checkpoint, and what they do
+/// with records that cannot be processed.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub brokers: String,
@@ -29,6 +30,25 @@ pub struct Settings {
     pub batch_max: usize,
     pub linger: Duration,
     pub checkpoint_interval: Duration,
+    /// How much of a refused record's key, and of its value, its dead letter carries.
+    pub dead_letter_max_bytes: usize,
+    /// How many times a batch may fail a job before the record causing it is skipped.
+    pub poison_attempts: u32,
+}
+
+impl Settings {
+    /// Settings for `brokers` and `data_dir`, the rest at their defaults.
+    pub fn new(brokers: &str, data_dir: PathBuf) -> Self {
+        Settings {
+            brokers: brokers.to_string(),
+            data_dir,
+            batch_max: 10_000,
+            linger: Duration::from_millis(100),
+            checkpoint_interval: Duration::from_secs(5),
+            dead_letter_max_bytes: eddy_kafka::dead_letter::DEFAULT_MAX_BYTES,
+            poison_attempts: eddy_kafka::poison::DEFAULT_ATTEMPTS,
+        }
+    }
 }
 
 /// A job's state as the API reports it.
@@ -182,6 +202,8 @@ impl Supervisor {
             linger: settings.linger,
             checkpoint_interval: settings.checkpoint_interval,
             checkpoint_dir: self.registry.job_dir(&definition.id),
+            dead_letter_max_bytes: settings.dead_letter_max_bytes,
+            poison_attempts: settings.poison_attempts,
         }
     }
 

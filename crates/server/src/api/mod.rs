@@ -180,6 +180,8 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
         "recordsIn": job.metrics.records_in,
         "recordsOut": job.metrics.records_out,
         "deadLetters": job.metrics.dead_letters,
+        "deadLetterFailures": job.metrics.dead_letter_failures,
+        "poisonPills": job.metrics.poison_pills,
         "lag": job.metrics.lag,
         "lagMeasuredMs": job.metrics.lag_measured_ms,
         "lastCheckpointMs": job.metrics.last_checkpoint_ms,

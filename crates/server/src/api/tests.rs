@@ -47,12 +47,11 @@ impl Drop for Fixture {
 fn fixture(connect: Option<&str>) -> Fixture {
     let data_dir = std::env::temp_dir().join(format!("eddy-api-{:x}", rand::random::<u64>()));
     let settings = Settings {
-        // Nothing listens here: no test below may reach Kafka.
-        brokers: "127.0.0.1:1".into(),
-        data_dir: data_dir.clone(),
         batch_max: 100,
         linger: Duration::from_millis(10),
         checkpoint_interval: Duration::from_secs(1),
+        // Nothing listens here: no test below may reach Kafka.
+        ..Settings::new("127.0.0.1:1", data_dir.clone())
     };
     let supervisor = Supervisor::new(settings).unwrap();
     let service = Service::new(

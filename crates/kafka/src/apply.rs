@@ -1,0 +1,148 @@
+//! Applying a batch of input records: the engine, then the results out and dead letters aside.
+//!
+//! A batch is applied as one engine batch, or, once it has failed the job often enough, one
+//! record per engine batch, skipping the records known to fail (see [`crate::poison`]).
+
+use std::sync::atomic::Ordering;
+
+use eddy_engine::{Encoder, Pipeline, Record};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+
+use crate::dead_letter;
+use crate::error::{Error, Result};
+use crate::job::{JobConfig, JobMetrics, SOURCE_END_HEADER};
+use crate::poison::{Failure, Plan, Position};
+use crate::sink::Sink;
+use crate::source::Offsets;
+
+/// What applying a batch needs of the job.
+pub(crate) struct Applier<'a> {
+    pub config: &'a JobConfig,
+    pub pipeline: &'a mut Pipeline,
+    pub encoder: &'a Encoder,
+    pub sink: &'a Sink,
+    pub metrics: &'a JobMetrics,
+}
+
+/// Why a batch could not be applied, and the record found to cause it, if one was.
+pub(crate) struct Failed {
+    pub error: Error,
+    pub culprit: Option<Position>,
+}
+
+impl Applier<'_> {
+    /// Applies `messages`, the batch ending at `end`, as `plan` says; `failure` is what is
+    /// known of the batch's earlier failures. Returns how many records it held.
+    pub fn apply(
+        &mut self,
+        messages: &[BorrowedMessage<'_>],
+        end: &Offsets,
+        plan: Plan<'_>,
+        failure: Option<&Failure>,
+    ) -> Result<usize, Failed> {
+        // Which input a result reflects: consumers can tell how far behind it is, and
+        // benchmarks measure latency from an event's production to its result.
+        let end = serde_json::to_string(end).unwrap_or_default();
+        let culprits = match plan {
+            Plan::Whole => {
+                return self.engine_batch(messages, &end).map_err(|error| Failed {
+                    error,
+                    culprit: None,
+                });
+            }
+            Plan::OneByOne(culprits) => culprits,
+        };
+        for message in messages {
+            if culprits.iter().any(|c| c.is(message)) {
+                self.skip(message, failure);
+                continue;
+            }
+            self.engine_batch(std::slice::from_ref(message), &end)
+                .map_err(|error| Failed {
+                    error,
+                    culprit: Some(Position::of(message)),
+                })?;
+        }
+        Ok(messages.len())
+    }
+
+    /// Skips a record that fails the job on its own: dead-lettered and counted.
+    fn skip(&self, message: &BorrowedMessage<'_>, failure: Option<&Failure>) {
+        let (attempts, error) = failure.map_or((0, ""), |f| (f.attempts, f.error.as_str()));
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            attempts,
+            error,
+            "poison pill: this record failed the job on every try; it is skipped and dead-lettered"
+        );
+        self.metrics.poison_pills.fetch_add(1, Ordering::Relaxed);
+        self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
+        let reason = format!("poison pill: failed the job {attempts} times: {error}");
+        self.dead_letter(message, &reason);
+    }
+
+    /// Applies `messages` to the engine as one batch and publishes its result changes;
+    /// refused records go to the dead-letter topic.
+    fn engine_batch(&mut self, messages: &[BorrowedMessage<'_>], end: &str) -> Result<usize> {
+        let first = self.pipeline.stats().records;
+        for message in messages {
+            let record = Record {
+                topic: message.topic(),
+                key: message.key(),
+                value: message.payload(),
+            };
+            if let Err(e) = self.pipeline.push(record) {
+                self.dead_letter(message, &e.to_string());
+            }
+        }
+        for rejected in self.pipeline.flush()? {
+            let message = &messages[(rejected.ordinal - first) as usize];
+            self.dead_letter(message, &rejected.error.to_string());
+        }
+        let changes = self.pipeline.drain();
+        let mut published = 0;
+        for encoded in changes
+            .iter()
+            .flat_map(|change| self.encoder.encode(change))
+        {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: SOURCE_END_HEADER,
+                value: Some(end),
+            });
+            self.sink.send(
+                &self.config.output_topic,
+                encoded.key.as_bytes(),
+                encoded.value.as_deref().map(str::as_bytes),
+                Some(headers),
+            )?;
+            published += 1;
+        }
+        let records = messages.len();
+        let metrics = self.metrics;
+        metrics
+            .records_in
+            .fetch_add(records as u64, Ordering::Relaxed);
+        metrics.records_out.fetch_add(published, Ordering::Relaxed);
+        Ok(records)
+    }
+
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, reason: &str) {
+        tracing::warn!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "event dead-lettered"
+        );
+        self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+        dead_letter::send(
+            self.sink,
+            &self.config.dead_letter_topic,
+            self.config.dead_letter_max_bytes,
+            message,
+            reason,
+        );
+    }
+}
