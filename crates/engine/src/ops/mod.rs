@@ -14,6 +14,7 @@ mod accumulator;
 pub mod aggregate;
 pub mod filter;
 pub mod project;
+pub mod topn;
 
 use datafusion::arrow::datatypes::SchemaRef;
 

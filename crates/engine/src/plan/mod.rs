@@ -10,6 +10,7 @@
 //! plus its primary key.
 
 mod context;
+mod topn;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -222,6 +223,7 @@ impl Compiler<'_> {
                     key: input.key,
                 })
             }
+            LogicalPlan::Filter(f) if topn::over_window(f) => self.ranked(f),
             LogicalPlan::Filter(f) => {
                 let input = self.compile(&f.input)?;
                 self.filter(input, f.predicate.clone())
@@ -235,10 +237,10 @@ impl Compiler<'_> {
                 })
             }
             LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.compile(&sort.input),
-            LogicalPlan::Sort(_) => Err(Error::not_incremental("ORDER BY ... LIMIT (top-N)", None)),
-            LogicalPlan::Limit(_) => Err(Error::not_incremental("LIMIT / OFFSET", None)),
+            LogicalPlan::Sort(sort) => self.top_n(sort, 0, sort.fetch),
+            LogicalPlan::Limit(limit) => self.limit(limit),
             LogicalPlan::Join(_) => Err(Error::not_incremental("JOIN", None)),
-            LogicalPlan::Window(_) => Err(Error::not_incremental("window functions (OVER)", None)),
+            LogicalPlan::Window(window) => self.window(window),
             LogicalPlan::Union(_) => Err(Error::not_incremental("UNION", None)),
             LogicalPlan::Distinct(_) => Err(Error::not_incremental("DISTINCT ON", None)),
             LogicalPlan::Subquery(_) => Err(Error::not_incremental("subqueries", None)),
