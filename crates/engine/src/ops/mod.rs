@@ -12,8 +12,11 @@
 
 mod accumulator;
 pub mod aggregate;
+mod arrangement;
 pub mod filter;
+pub mod join;
 pub mod project;
+pub mod union;
 pub mod topn;
 
 use datafusion::arrow::datatypes::SchemaRef;

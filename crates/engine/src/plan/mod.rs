@@ -10,6 +10,9 @@
 //! plus its primary key.
 
 mod context;
+mod join;
+mod scalar;
+mod union;
 mod topn;
 
 use std::collections::{BTreeSet, HashMap};
@@ -62,6 +65,7 @@ pub fn plan(catalog: &Catalog, sql: &str) -> Result<Plan> {
     let optimized = state
         .optimize(&logical)
         .map_err(|e| Error::Query(e.strip_backtrace()))?;
+    let optimized = scalar::subqueries_to_joins(optimized)?;
     let sources = sources(catalog, &optimized)?;
     let compiler = Compiler {
         state: &state,
@@ -239,9 +243,9 @@ impl Compiler<'_> {
             LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.compile(&sort.input),
             LogicalPlan::Sort(sort) => self.top_n(sort, 0, sort.fetch),
             LogicalPlan::Limit(limit) => self.limit(limit),
-            LogicalPlan::Join(_) => Err(Error::not_incremental("JOIN", None)),
+            LogicalPlan::Join(join) => self.join(join),
             LogicalPlan::Window(window) => self.window(window),
-            LogicalPlan::Union(_) => Err(Error::not_incremental("UNION", None)),
+            LogicalPlan::Union(union) => self.union(union),
             LogicalPlan::Distinct(_) => Err(Error::not_incremental("DISTINCT ON", None)),
             LogicalPlan::Subquery(_) => Err(Error::not_incremental("subqueries", None)),
             LogicalPlan::Unnest(_) => Err(Error::not_incremental("UNNEST", None)),
