@@ -11,4 +11,5 @@ mod cli;
 mod live;
 mod pg_app;
 mod service;
+mod type_edges;
 mod workload;

@@ -43,6 +43,11 @@ pub enum Error {
     #[error("snapshot: {0}")]
     Snapshot(String),
 
+    /// An aggregate's exact value does not fit its result type (a SUM past its decimal
+    /// precision or an integer type): an error rather than a wrapped number.
+    #[error("{aggregate}: {message}")]
+    OutOfRange { aggregate: String, message: String },
+
     /// An error inside DataFusion or Arrow while evaluating a planned expression.
     #[error("evaluation: {0}")]
     Evaluation(#[from] DataFusionError),

@@ -12,7 +12,8 @@
 //! - [`change`]: the Arrow change batch (a Z-set: rows with +1/-1 weights) operators exchange.
 //! - [`plan`]: SQL planned by DataFusion and compiled into incremental operators ([`ops`]).
 //! - [`sink`]: the operators' output consolidated into one net change per result row.
-//! - [`output`]: result changes encoded as upsert or Debezium JSON.
+//! - [`output`]: result changes encoded as upsert or Debezium JSON ([`temporal`] values as
+//!   text over their whole range).
 //! - [`pipeline`]: the public entry point tying these together, with snapshot and restore.
 //!
 //! The engine knows nothing of Kafka, HTTP or PostgreSQL: records come in as
@@ -31,6 +32,7 @@ pub mod plan;
 mod rows;
 pub mod schema;
 pub mod sink;
+pub mod temporal;
 
 pub use error::{Error, Result};
 pub use output::{Encoder, Format};

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::{FieldRef, i256};
+use datafusion::arrow::datatypes::{FieldRef, TimeUnit, i256};
 use datafusion::common::ScalarValue;
 
 use crate::sink::{ChangeKind, ResultChange};
@@ -175,20 +175,20 @@ pub fn write_value(out: &mut String, value: &ScalarValue) {
             Ok(())
         }
         V::Date32(Some(days)) => {
-            let date = chrono::NaiveDate::default() + chrono::Duration::days(i64::from(*days));
-            write!(out, "\"{}\"", date.format("%Y-%m-%d"))
+            crate::temporal::write_date(out, *days);
+            Ok(())
         }
-        V::Time32Millisecond(Some(ms)) => write_time(out, i64::from(*ms) * 1_000_000),
-        V::Time64Microsecond(Some(us)) => write_time(out, *us * 1_000),
-        V::Time64Nanosecond(Some(ns)) => write_time(out, *ns),
-        V::TimestampSecond(Some(v), tz) => {
-            write_timestamp(out, v.saturating_mul(1_000_000_000), tz)
-        }
+        V::Time32Millisecond(Some(v)) => write_time(out, i64::from(*v), TimeUnit::Millisecond),
+        V::Time64Microsecond(Some(v)) => write_time(out, *v, TimeUnit::Microsecond),
+        V::Time64Nanosecond(Some(v)) => write_time(out, *v, TimeUnit::Nanosecond),
+        V::TimestampSecond(Some(v), tz) => write_timestamp(out, *v, TimeUnit::Second, tz),
         V::TimestampMillisecond(Some(v), tz) => {
-            write_timestamp(out, v.saturating_mul(1_000_000), tz)
+            write_timestamp(out, *v, TimeUnit::Millisecond, tz)
         }
-        V::TimestampMicrosecond(Some(v), tz) => write_timestamp(out, v.saturating_mul(1_000), tz),
-        V::TimestampNanosecond(Some(v), tz) => write_timestamp(out, *v, tz),
+        V::TimestampMicrosecond(Some(v), tz) => {
+            write_timestamp(out, *v, TimeUnit::Microsecond, tz)
+        }
+        V::TimestampNanosecond(Some(v), tz) => write_timestamp(out, *v, TimeUnit::Nanosecond, tz),
         V::List(list) => {
             write_list(out, list.as_ref());
             Ok(())
@@ -209,23 +209,21 @@ fn write_float(out: &mut String, v: f64) -> std::fmt::Result {
     }
 }
 
-fn write_time(out: &mut String, nanos: i64) -> std::fmt::Result {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let sub = nanos.rem_euclid(1_000_000_000);
-    match chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, sub as u32) {
-        Some(t) => write!(out, "\"{}\"", t.format("%H:%M:%S%.f")),
-        None => write!(out, "{nanos}"),
-    }
+/// A time of day at its own unit (see [`crate::temporal`]).
+fn write_time(out: &mut String, value: i64, unit: TimeUnit) -> std::fmt::Result {
+    crate::temporal::write_time(out, value, unit);
+    Ok(())
 }
 
+/// A timestamp at its own unit, never through nanoseconds (see [`crate::temporal`]).
 fn write_timestamp(
     out: &mut String,
-    nanos: i64,
+    value: i64,
+    unit: TimeUnit,
     tz: &Option<std::sync::Arc<str>>,
 ) -> std::fmt::Result {
-    let t = chrono::DateTime::from_timestamp_nanos(nanos);
-    let zone = if tz.is_some() { "Z" } else { "" };
-    write!(out, "\"{}{zone}\"", t.format("%Y-%m-%dT%H:%M:%S%.f"))
+    crate::temporal::write_timestamp(out, value, unit, tz.is_some());
+    Ok(())
 }
 
 fn write_list(out: &mut String, list: &dyn Array) {

@@ -164,15 +164,16 @@ impl Pipeline {
                         source.columns.clone(),
                         source.key_positions.clone(),
                         spec.decode,
-                    ),
+                    )
+                    .with_guards(source.guards.clone()),
                     pending: Vec::new(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let types = |fields: &[FieldRef]| fields.iter().map(|f| f.data_type().clone()).collect();
         let sink = Sink::new(
-            RowCodec::new(types(&plan.key_fields))?,
-            RowCodec::new(types(&plan.value_fields))?,
+            RowCodec::for_equality(types(&plan.key_fields))?,
+            RowCodec::for_equality(types(&plan.value_fields))?,
         );
         Ok(Self {
             spec,

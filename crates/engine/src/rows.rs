@@ -4,8 +4,10 @@
 //! row instead of one per value, bytes that hash and compare cheaply, and an order that matches
 //! the values' SQL order, which is what MIN and MAX keep their multisets sorted by.
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 
@@ -36,14 +38,28 @@ impl RowsBytes {
 pub struct RowCodec {
     converter: RowConverter,
     types: Vec<DataType>,
+    /// Whether floats are encoded as the value SQL compares (see [`RowCodec::for_equality`]).
+    canonical: bool,
 }
 
 impl RowCodec {
+    /// A codec whose bytes keep every value as it is (stored rows).
     pub fn new(types: Vec<DataType>) -> Result<Self> {
         let fields = types.iter().cloned().map(SortField::new).collect();
         Ok(Self {
             converter: RowConverter::new(fields)?,
             types,
+            canonical: false,
+        })
+    }
+
+    /// A codec for values grouped or compared for equality (group keys, distinct and MIN/MAX
+    /// multisets, consolidation): `-0.0` is encoded as `0.0` and every NaN as one NaN, since
+    /// PostgreSQL and MySQL hold them equal, where Arrow's bytes would keep them apart.
+    pub fn for_equality(types: Vec<DataType>) -> Result<Self> {
+        Ok(Self {
+            canonical: true,
+            ..Self::new(types)?
         })
     }
 
@@ -53,7 +69,11 @@ impl RowCodec {
 
     /// Encodes every row of these columns (one array per type, equal lengths).
     pub fn encode(&self, columns: &[ArrayRef]) -> Result<Rows> {
-        Ok(self.converter.convert_columns(columns)?)
+        if !self.canonical {
+            return Ok(self.converter.convert_columns(columns)?);
+        }
+        let columns: Vec<ArrayRef> = columns.iter().map(canonical_floats).collect();
+        Ok(self.converter.convert_columns(&columns)?)
     }
 
     /// Encodes `num_rows` rows of these columns into one buffer.
@@ -96,5 +116,76 @@ impl RowCodec {
             .iter()
             .map(|column| Ok(ScalarValue::try_from_array(column, 0)?))
             .collect()
+    }
+}
+
+/// A float column with `-0.0` as `0.0` and every NaN as the one canonical NaN; any other
+/// column as it is.
+fn canonical_floats(column: &ArrayRef) -> ArrayRef {
+    match column.data_type() {
+        DataType::Float64 => {
+            let values = column.as_primitive::<Float64Type>();
+            let odd = |v: &f64| {
+                (*v == 0.0 || v.is_nan()) && v.to_bits() != 0 && v.to_bits() != f64::NAN.to_bits()
+            };
+            if !values.values().iter().any(odd) {
+                return column.clone();
+            }
+            let fixed = values.unary::<_, Float64Type>(|v| {
+                if v == 0.0 {
+                    0.0
+                } else if v.is_nan() {
+                    f64::NAN
+                } else {
+                    v
+                }
+            });
+            Arc::new(fixed)
+        }
+        DataType::Float32 => {
+            let values = column.as_primitive::<Float32Type>();
+            let odd = |v: &f32| {
+                (*v == 0.0 || v.is_nan()) && v.to_bits() != 0 && v.to_bits() != f32::NAN.to_bits()
+            };
+            if !values.values().iter().any(odd) {
+                return column.clone();
+            }
+            let fixed = values.unary::<_, Float32Type>(|v| {
+                if v == 0.0 {
+                    0.0
+                } else if v.is_nan() {
+                    f32::NAN
+                } else {
+                    v
+                }
+            });
+            Arc::new(fixed)
+        }
+        _ => column.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Float64Array;
+
+    #[test]
+    fn equality_codec_holds_negative_zero_and_every_nan_equal() {
+        let column: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(0.0),
+            Some(-0.0),
+            Some(f64::NAN),
+            Some(-f64::NAN),
+            None,
+        ]));
+        let codec = RowCodec::for_equality(vec![DataType::Float64]).unwrap();
+        let rows = codec.encode(std::slice::from_ref(&column)).unwrap();
+        assert_eq!(rows.row(0), rows.row(1));
+        assert_eq!(rows.row(2), rows.row(3));
+        assert_ne!(rows.row(0), rows.row(4));
+        let stored = RowCodec::new(vec![DataType::Float64]).unwrap();
+        let rows = stored.encode(&[column]).unwrap();
+        assert_ne!(rows.row(0), rows.row(1));
     }
 }

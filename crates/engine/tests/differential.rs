@@ -27,6 +27,8 @@ model Item {
   price Decimal? @db.Decimal(10, 2)
   note  String?
   score Float?
+  seen  DateTime? @db.Timestamp(6)
+  big   BigInt?
   @@map("items")
 }
 model Event {
@@ -45,7 +47,35 @@ const QUERIES: &[&str] = &[
     "SELECT COUNT(*), SUM(score), MAX(score), MIN(grp) FROM items WHERE note IS NOT NULL",
     "SELECT DISTINCT grp, note FROM items",
     "SELECT note, COUNT(DISTINCT grp), SUM(DISTINCT qty) FROM items GROUP BY note",
+    "SELECT grp, MIN(seen), MAX(seen), COUNT(DISTINCT seen), SUM(big), MIN(big), MAX(big) FROM items GROUP BY grp",
+    "SELECT seen, COUNT(*), SUM(big) FROM items WHERE seen > '1970-01-01' GROUP BY seen",
 ];
+
+/// Timestamps (µs, as Debezium's `MicroTimestamp`) at the edges: years 1, 1000, 1677 and 2262
+/// just outside 64-bit nanoseconds, 9999, and `infinity`/`-infinity` as Debezium sends them.
+const SEEN: &[Option<i64>] = &[
+    Some(-62_135_596_800_000_000),
+    Some(-30_610_224_000_000_000),
+    Some(-9_223_372_036_854_776),
+    Some(1_686_832_200_000_000),
+    Some(9_223_372_036_854_776),
+    Some(253_402_300_799_999_999),
+    Some(9_223_372_036_825_200_000),
+    Some(-9_223_372_036_832_400_000),
+    None,
+];
+
+/// Bigints whose sums pass 2^63 either way.
+const BIG: &[Option<i64>] = &[Some(i64::MAX), Some(i64::MIN), Some(-1), Some(7), None];
+
+/// A `seen` value as the engine holds it: Debezium's infinities as the extreme values.
+fn decoded_seen(sent: i64) -> i64 {
+    match sent {
+        9_223_372_036_825_200_000 => i64::MAX,
+        -9_223_372_036_832_400_000 => i64::MIN,
+        v => v,
+    }
+}
 
 /// How a case's decimals travel (`decimal.handling.mode`).
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +104,8 @@ struct Item {
     cents: Option<i64>,
     note: Option<&'static str>,
     score: Option<f64>,
+    seen: Option<i64>,
+    big: Option<i64>,
 }
 
 struct History {
@@ -125,6 +157,8 @@ impl History {
                 .then(|| self.rng.random_range(-100_000..10_000_000)),
             note: self.pick(&[Some("x"), Some("y"), Some("long text"), None]),
             score: self.pick(&[Some(0.5), Some(1.25), Some(-2.0), None]),
+            seen: self.pick(SEEN),
+            big: self.pick(BIG),
         }
     }
 
@@ -161,12 +195,14 @@ impl History {
             "price": self.decimal_json(item.cents),
             "note": if toast_note { json!("__debezium_unavailable_value") } else { json!(item.note) },
             "score": item.score,
+            "seen": item.seen,
+            "big": item.big,
         })
     }
 
     /// The `before` of a DEFAULT-identity delete: the key, other columns null.
     fn key_only(id: i32) -> Value {
-        json!({"id": id, "grp": null, "qty": null, "price": null, "note": null, "score": null})
+        json!({"id": id, "grp": null, "qty": null, "price": null, "note": null, "score": null, "seen": null, "big": null})
     }
 
     fn model_row(item: &Item) -> Vec<ScalarValue> {
@@ -177,6 +213,8 @@ impl History {
             ScalarValue::Decimal128(item.cents.map(i128::from), 10, 2),
             ScalarValue::Utf8(item.note.map(str::to_string)),
             ScalarValue::Float64(item.score),
+            ScalarValue::TimestampMicrosecond(item.seen.map(decoded_seen), None),
+            ScalarValue::Int64(item.big),
         ]
     }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::schema::TableDef;
+use crate::temporal::Guard;
 pub use cells::Images;
 use cells::{Cell, ImageColumns};
 use inline_schema::FieldHint;
@@ -162,6 +163,8 @@ pub struct TableDecoder {
     /// Hints per distinct inline schema, keyed by a hash of its text.
     hints: HashMap<u64, Arc<Vec<Option<FieldHint>>>>,
     images: ImageColumns,
+    /// Per column, what the query demands of its values (see [`Guard`]).
+    guards: Vec<Option<Guard>>,
     /// Scratch space for the spans of one record's images.
     before_spans: Vec<Span>,
     after_spans: Vec<Span>,
@@ -182,6 +185,7 @@ impl TableDecoder {
             .map(|&c| table.columns[c].name.as_str().into())
             .collect();
         Self {
+            guards: vec![None; columns.len()],
             before_spans: vec![None; columns.len()],
             after_spans: vec![None; columns.len()],
             table,
@@ -192,6 +196,13 @@ impl TableDecoder {
             hints: HashMap::new(),
             images,
         }
+    }
+
+    /// The decoder refusing records whose values of a column fail its guard (positions as
+    /// `columns`), so what the query cannot compute with is a dead letter naming the column.
+    pub fn with_guards(mut self, guards: Vec<Option<Guard>>) -> Self {
+        self.guards = guards;
+        self
     }
 
     /// Decodes one record; `Ok(None)` for a tombstone (a null value), which carries nothing
@@ -338,8 +349,15 @@ impl TableDecoder {
             let hint = hints.and_then(|h| h.get(pos)).and_then(Option::as_ref);
             cells.push(match span {
                 Some((start, end)) => {
-                    cells::decode(&text[*start..*end], &column.data_type, hint, &self.options)
-                        .map_err(|e| format!("column `{}`: {e}", column.name))?
+                    let cell =
+                        cells::decode(&text[*start..*end], &column.data_type, hint, &self.options)
+                            .map_err(|e| format!("column `{}`: {e}", column.name))?;
+                    if let (Some(guard), Cell::Scalar(value)) = (&self.guards[pos], &cell) {
+                        guard
+                            .check(value)
+                            .map_err(|e| format!("column `{}`: {e}", column.name))?;
+                    }
+                    cell
                 }
                 None if column.nullable || partial => Cell::Null,
                 None => return Err(format!("column `{}` is missing", column.name)),

@@ -14,7 +14,7 @@ use datafusion::common::ScalarValue;
 use serde_json::Value;
 
 use super::inline_schema::FieldHint;
-use crate::decimal;
+use crate::{decimal, temporal};
 
 /// Debezium's stand-in for an unchanged TOASTed value it could not read.
 pub const UNAVAILABLE: &str = "__debezium_unavailable_value";
@@ -290,12 +290,51 @@ fn variable_scale(
     Ok(decimal::rescale(unscaled, source_scale, scale))
 }
 
+/// Debezium's `io.debezium.time.Date` for PostgreSQL's `infinity` and `-infinity`, as
+/// Debezium 3.6 sends them (fixtures/pg-edges): `(infinity, -infinity)` day numbers read by
+/// a snapshot (pgJDBC's dates) and while streaming (`-5877611-06-21`/`-22`). All lie far
+/// before PostgreSQL's first date, so none is a real date.
+const DEBEZIUM_DATE_INFINITY: [(i32, i32); 2] = [
+    (-622_191_234, -625_821_272),
+    (-2_147_472_692, -2_147_472_691),
+];
+
+/// Debezium's encodings of PostgreSQL's `infinity` and `-infinity` timestamps, per unit sent:
+/// pgJDBC's `DATE_POSITIVE_INFINITY` / `DATE_NEGATIVE_INFINITY` read as microseconds
+/// (`MicroTimestamp`), their milliseconds (`Timestamp`), and `Long.MAX/MIN_VALUE` for
+/// `NanoTimestamp`; seen in fixtures/pg-edges for the first two.
+fn debezium_timestamp_infinity(unit: TimeUnit) -> (i64, i64) {
+    match unit {
+        TimeUnit::Microsecond => (9_223_372_036_825_200_000, -9_223_372_036_832_400_000),
+        TimeUnit::Millisecond | TimeUnit::Second => (9_223_372_036_825_200, -9_223_372_036_832_400),
+        TimeUnit::Nanosecond => (i64::MAX, i64::MIN),
+    }
+}
+
+/// The first day of 4714 BC: before PostgreSQL's first date (4713 BC) and every MySQL date.
+/// An integer date or timestamp before it cannot be a source's value: Debezium sends such
+/// numbers when its `long` arithmetic wraps (a `timestamp` past 294247 AD).
+const FIRST_SOURCE_DAY: i64 = -2_440_915;
+
+fn before_any_source(value: i64, per_day: i64) -> bool {
+    value.div_euclid(per_day) < FIRST_SOURCE_DAY
+}
+
 fn date(json: &Value) -> Result<i32, String> {
     match json {
-        Value::Number(_) => integer(json),
-        Value::String(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map(|d| (d - chrono::NaiveDate::default()).num_days() as i32)
-            .map_err(|e| format!("invalid date {s:?}: {e}")),
+        Value::Number(_) => {
+            let d = integer::<i32>(json)?;
+            if DEBEZIUM_DATE_INFINITY.iter().any(|(pos, _)| *pos == d) {
+                Ok(temporal::DATE_POS_INFINITY)
+            } else if DEBEZIUM_DATE_INFINITY.iter().any(|(_, neg)| *neg == d) {
+                Ok(temporal::DATE_NEG_INFINITY)
+            } else if before_any_source(i64::from(d), 1) {
+                Err(format!("date {d} (days) is before any source's first date"))
+            } else {
+                Ok(d)
+            }
+        }
+        Value::String(s) => temporal::parse_date(s).ok_or_else(|| format!("invalid date {s:?}")),
         other => Err(format!("expected a date, found {}", kind(other))),
     }
 }
@@ -348,17 +387,14 @@ fn time_of_day(
     match json {
         Value::Number(_) => convert_unit(integer(json)?, sent_unit(hint, unit, options), unit),
         Value::String(s) => {
-            let t = chrono::NaiveTime::parse_from_str(s.trim_end_matches('Z'), "%H:%M:%S%.f")
-                .map_err(|e| format!("invalid time {s:?}: {e}"))?;
-            let micros = (t - chrono::NaiveTime::MIN)
-                .num_microseconds()
-                .ok_or("time out of range")?;
-            convert_unit(micros, TimeUnit::Microsecond, unit)
+            temporal::parse_time(s, unit).ok_or_else(|| format!("invalid time {s:?}"))
         }
         other => Err(format!("expected a time, found {}", kind(other))),
     }
 }
 
+/// A timestamp in ticks of the column's `unit`; `infinity` and `-infinity` as
+/// [`temporal::POS_INFINITY`] and [`temporal::NEG_INFINITY`].
 fn timestamp(
     json: &Value,
     unit: TimeUnit,
@@ -366,20 +402,28 @@ fn timestamp(
     options: &DecodeOptions,
 ) -> Result<i64, String> {
     match json {
-        Value::Number(_) => convert_unit(integer(json)?, sent_unit(hint, unit, options), unit),
-        Value::String(s) => {
-            let instant = chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|e| format!("invalid timestamp {s:?}: {e}"))?;
-            let micros = instant.timestamp_micros();
-            let nanos_in_micro = i64::from(instant.timestamp_subsec_nanos() % 1_000);
-            match unit {
-                TimeUnit::Nanosecond => micros
-                    .checked_mul(1_000)
-                    .and_then(|v| v.checked_add(nanos_in_micro))
-                    .ok_or_else(|| format!("timestamp {s:?} out of range")),
-                _ => convert_unit(micros, TimeUnit::Microsecond, unit),
+        Value::Number(_) => {
+            let sent = sent_unit(hint, unit, options);
+            let (positive, negative) = debezium_timestamp_infinity(sent);
+            match integer::<i64>(json)? {
+                v if v == positive => Ok(temporal::POS_INFINITY),
+                v if v == negative => Ok(temporal::NEG_INFINITY),
+                // Debezium saturates or wraps what its `long` cannot hold (PostgreSQL
+                // timestamps past 294247 AD): the source's value is lost before Eddy.
+                v if v == i64::MAX
+                    || v == i64::MIN
+                    || before_any_source(v, temporal::per_second(sent) * 86_400) =>
+                {
+                    Err(format!(
+                        "timestamp {v} ({sent:?}s) is not a source's value: Debezium sends such \
+                         numbers for timestamps its 64 bits cannot hold (past 294247 AD)"
+                    ))
+                }
+                v => convert_unit(v, sent, unit),
             }
         }
+        Value::String(s) => temporal::parse_timestamp(s, unit)
+            .ok_or_else(|| format!("invalid timestamp {s:?} (or beyond 64 bits of {unit:?}s)")),
         other => Err(format!("expected a timestamp, found {}", kind(other))),
     }
 }
@@ -607,5 +651,53 @@ mod tests {
             "expected a string, found a number"
         );
         assert!(err(json!("not-a-date"), DataType::Date32).starts_with("invalid date"));
+    }
+
+    /// Debezium 3.6's encodings of PostgreSQL's infinities and of values its `long` cannot
+    /// hold, as fixtures/pg-edges captured them.
+    #[test]
+    fn debezium_infinities_and_lost_timestamps() {
+        let opts = DecodeOptions::default();
+        let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let millis = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let ts = |v: i64| ScalarValue::TimestampMicrosecond(Some(v), None);
+        assert_eq!(
+            value(json!(9_223_372_036_825_200_000i64), micros.clone(), None),
+            ts(i64::MAX)
+        );
+        assert_eq!(
+            value(json!(-9_223_372_036_832_400_000i64), micros.clone(), None),
+            ts(i64::MIN)
+        );
+        assert_eq!(
+            value(json!(9_223_372_036_825_200i64), millis, None),
+            ScalarValue::TimestampMillisecond(Some(i64::MAX), None)
+        );
+        assert_eq!(
+            value(json!("-infinity"), utc.clone(), None),
+            ScalarValue::TimestampMicrosecond(Some(i64::MIN), Some("UTC".into()))
+        );
+        for (snapshot_or_streamed, expected) in [
+            (-622_191_234, i32::MAX),
+            (-625_821_272, i32::MIN),
+            (-2_147_472_692, i32::MAX),
+            (-2_147_472_691, i32::MIN),
+        ] {
+            assert_eq!(
+                value(json!(snapshot_or_streamed), DataType::Date32, None),
+                ScalarValue::Date32(Some(expected))
+            );
+        }
+        assert_eq!(
+            value(json!(-2_440_222), DataType::Date32, None),
+            ScalarValue::Date32(Some(-2_440_222))
+        );
+        for lost in [json!(i64::MAX), json!(-9_223_372_036_853_775_810i64)] {
+            let e = decode(&lost, &micros, None, &opts).unwrap_err();
+            assert!(e.contains("not a source's value"), "{e}");
+        }
+        let e = decode(&json!("+294276-12-31T23:59:59.999999Z"), &utc, None, &opts).unwrap_err();
+        assert!(e.contains("beyond 64 bits"), "{e}");
     }
 }

@@ -111,25 +111,48 @@ impl SumValue {
         }
     }
 
-    /// Adds `weight` times row `row` of `numbers` (already non-null).
-    fn add(&mut self, numbers: &ArrayRef, row: usize, weight: i64) {
+    /// Adds `weight` times row `row` of `numbers` (already non-null). A 128-bit sum that
+    /// would overflow continues in 256 bits; one past 256 bits is an error.
+    fn add(&mut self, numbers: &ArrayRef, row: usize, weight: i64) -> Result<(), String> {
         match self {
             SumValue::Int(sum) => {
                 let v = int_at(numbers, row);
-                *sum = sum.wrapping_add(v.wrapping_mul(weight as i128));
+                match v
+                    .checked_mul(weight as i128)
+                    .and_then(|t| sum.checked_add(t))
+                {
+                    Some(total) => *sum = total,
+                    None => {
+                        let total = self.wide().checked_add(
+                            i256::from_i128(v)
+                                .checked_mul(i256::from_i128(weight as i128))
+                                .ok_or("sum exceeds 256 bits")?,
+                        );
+                        self.set_wide(total.ok_or("sum exceeds 256 bits")?);
+                    }
+                }
             }
             SumValue::Wide(..) => {
-                let v = numbers.as_primitive::<Decimal256Type>().value(row);
-                let total = self
-                    .wide()
-                    .wrapping_add(v.wrapping_mul(i256::from_i128(weight as i128)));
-                let (low, high) = total.to_parts();
-                *self = SumValue::Wide(low, high);
+                let v = match numbers.data_type() {
+                    DataType::Decimal256(..) => numbers.as_primitive::<Decimal256Type>().value(row),
+                    _ => i256::from_i128(int_at(numbers, row)),
+                };
+                let total = v
+                    .checked_mul(i256::from_i128(weight as i128))
+                    .and_then(|t| self.wide().checked_add(t))
+                    .ok_or("sum exceeds 256 bits")?;
+                self.set_wide(total);
             }
             SumValue::Float(sum) => {
                 *sum += numbers.as_primitive::<Float64Type>().value(row) * weight as f64;
             }
         }
+        Ok(())
+    }
+
+    fn set_wide(&mut self, value: i256) {
+        let (low, high) = value.to_parts();
+        *self = SumValue::Wide(low, high);
     }
 }
 
@@ -164,6 +187,8 @@ pub struct Spec {
     pub values: Option<RowCodec>,
     /// Scale of a decimal argument (AVG's rescaling).
     pub input_scale: i8,
+    /// The aggregate as the result column names it, for errors.
+    pub label: String,
 }
 
 impl Spec {
@@ -212,13 +237,14 @@ impl Accumulator {
         match (self, arg) {
             (Accumulator::Count(n), Prepared::Presence(values)) => {
                 if values.is_valid(row) {
-                    *n += weight;
+                    *n = spec.count_add(*n, weight)?;
                 }
             }
             (Accumulator::Sum { sum, count }, Prepared::Numbers(values, _)) => {
                 if values.is_valid(row) {
-                    sum.add(values, row, weight);
-                    *count += weight;
+                    sum.add(values, row, weight)
+                        .map_err(|e| spec.out_of_range(e))?;
+                    *count = spec.count_add(*count, weight)?;
                 }
             }
             (Accumulator::Ordered(values), Prepared::Encoded(encoded, arg)) => {
@@ -265,7 +291,7 @@ impl Accumulator {
     /// Feeds one distinct value (as row bytes) to the state under a DISTINCT.
     fn update_distinct(&mut self, spec: &Spec, value: &[u8], weight: i64) -> Result<()> {
         match self {
-            Accumulator::Count(n) => *n += weight,
+            Accumulator::Count(n) => *n = spec.count_add(*n, weight)?,
             Accumulator::Sum { sum, count } => {
                 let codec = spec.values.as_ref().ok_or_else(|| {
                     Error::Query("DISTINCT aggregate without a value codec".into())
@@ -274,8 +300,9 @@ impl Accumulator {
                 let (_, accumulation) = SumKind::for_type(decoded[0].data_type())
                     .ok_or_else(|| Error::Query("cannot sum this type".into()))?;
                 let numbers = cast(&decoded[0], &accumulation)?;
-                sum.add(&numbers, 0, weight);
-                *count += weight;
+                sum.add(&numbers, 0, weight)
+                    .map_err(|e| spec.out_of_range(e))?;
+                *count = spec.count_add(*count, weight)?;
             }
             Accumulator::Ordered(values) => add_multiplicity(values, value, weight, |v| v.into()),
             Accumulator::OrderedInts(_) | Accumulator::Distinct { .. } => {}
@@ -291,7 +318,7 @@ impl Accumulator {
             Accumulator::Sum { count: 0, .. } => Ok(ScalarValue::try_from(&spec.output)?),
             Accumulator::Sum { sum, count } => match spec.function {
                 Function::Avg => average(spec, *sum, *count),
-                _ => sum_value(&spec.output, *sum),
+                _ => sum_value(spec, *sum),
             },
             Accumulator::OrderedInts(values) => {
                 let extreme = match spec.function {
@@ -348,15 +375,56 @@ fn add_multiplicity<K, Q>(
     }
 }
 
-fn sum_value(output: &DataType, sum: SumValue) -> Result<ScalarValue> {
-    Ok(match (output, sum) {
-        (DataType::Int64, SumValue::Int(v)) => ScalarValue::Int64(Some(v as i64)),
-        (DataType::UInt64, SumValue::Int(v)) => ScalarValue::UInt64(Some(v as u64)),
-        (DataType::Float64, SumValue::Float(v)) => ScalarValue::Float64(Some(v)),
-        (DataType::Decimal128(p, s), SumValue::Int(v)) => ScalarValue::Decimal128(Some(v), *p, *s),
-        (DataType::Decimal256(p, s), sum) => ScalarValue::Decimal256(Some(sum.wide()), *p, *s),
-        (other, _) => return Err(Error::Query(format!("SUM cannot produce {other}"))),
+/// The sum in the output type; a sum the type cannot hold is an error, never wrapped.
+fn sum_value(spec: &Spec, sum: SumValue) -> Result<ScalarValue> {
+    if let SumValue::Float(v) = sum {
+        return match spec.output {
+            DataType::Float64 => Ok(ScalarValue::Float64(Some(v))),
+            ref other => Err(Error::Query(format!("SUM cannot produce {other}"))),
+        };
+    }
+    let wide = sum.wide();
+    let too_big = || spec.out_of_range(format!("sum {wide} does not fit {}", spec.output));
+    Ok(match &spec.output {
+        DataType::Int64 => ScalarValue::Int64(Some(
+            wide.to_i128()
+                .and_then(|v| i64::try_from(v).ok())
+                .ok_or_else(too_big)?,
+        )),
+        DataType::UInt64 => ScalarValue::UInt64(Some(
+            wide.to_i128()
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(too_big)?,
+        )),
+        DataType::Decimal128(p, s) => {
+            let v = wide
+                .to_i128()
+                .filter(|_| crate::decimal::fits_precision(wide, *p))
+                .ok_or_else(too_big)?;
+            ScalarValue::Decimal128(Some(v), *p, *s)
+        }
+        DataType::Decimal256(p, s) if crate::decimal::fits_precision(wide, *p) => {
+            ScalarValue::Decimal256(Some(wide), *p, *s)
+        }
+        DataType::Decimal256(..) => return Err(too_big()),
+        other => return Err(Error::Query(format!("SUM cannot produce {other}"))),
     })
+}
+
+impl Spec {
+    fn out_of_range(&self, message: impl Into<String>) -> Error {
+        Error::OutOfRange {
+            aggregate: self.label.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// A row count plus a weight; 2^63 rows is an error, never a wrapped count.
+    fn count_add(&self, count: i64, weight: i64) -> Result<i64> {
+        count
+            .checked_add(weight)
+            .ok_or_else(|| self.out_of_range("count exceeds 64 bits"))
+    }
 }
 
 /// AVG as DataFusion computes it: `f64` division, or for decimals the sum rescaled to the
@@ -371,13 +439,29 @@ fn average(spec: &Spec, sum: SumValue, count: i64) -> Result<ScalarValue> {
             ScalarValue::Float64(Some(v as f64 / count as f64))
         }
         (DataType::Float64, SumValue::Float(v)) => ScalarValue::Float64(Some(v / count as f64)),
-        (DataType::Decimal128(p, s), SumValue::Int(v)) => {
-            let factor = scale_up(*s)?.to_i128().unwrap_or(i128::MAX);
-            ScalarValue::Decimal128(Some(v.wrapping_mul(factor) / count as i128), *p, *s)
+        (DataType::Float64, sum) => {
+            // An integer sum that went on in 256 bits: high × 2^128 + low.
+            let (low, high) = sum.wide().to_parts();
+            let v = high as f64 * 2f64.powi(128) + low as f64;
+            ScalarValue::Float64(Some(v / count as f64))
         }
-        (DataType::Decimal256(p, s), sum) => {
-            let v = sum.wide().wrapping_mul(scale_up(*s)?);
-            ScalarValue::Decimal256(Some(v.wrapping_div(i256::from_i128(count as i128))), *p, *s)
+        (DataType::Decimal128(p, s) | DataType::Decimal256(p, s), sum) => {
+            // In 256 bits: the sum scaled up to the output scale can pass 128.
+            let too_big = || spec.out_of_range(format!("average does not fit {}", spec.output));
+            let v = sum
+                .wide()
+                .checked_mul(scale_up(*s)?)
+                .ok_or_else(too_big)?
+                .wrapping_div(i256::from_i128(count as i128));
+            if !crate::decimal::fits_precision(v, *p) {
+                return Err(too_big());
+            }
+            match spec.output {
+                DataType::Decimal128(..) => {
+                    ScalarValue::Decimal128(Some(v.to_i128().ok_or_else(too_big)?), *p, *s)
+                }
+                _ => ScalarValue::Decimal256(Some(v), *p, *s),
+            }
         }
         (other, _) => return Err(Error::Query(format!("AVG cannot produce {other}"))),
     })

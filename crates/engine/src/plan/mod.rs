@@ -10,6 +10,8 @@
 //! plus its primary key.
 
 mod context;
+pub mod functions;
+mod guards;
 mod join;
 mod scalar;
 mod union;
@@ -34,6 +36,7 @@ use crate::ops::project::ProjectOp;
 use crate::ops::{Input, Node};
 use crate::rows::RowCodec;
 use crate::schema::Catalog;
+use crate::temporal::Guard;
 
 /// A source table as the plan reads it.
 #[derive(Debug, Clone)]
@@ -44,6 +47,9 @@ pub struct Source {
     pub columns: Vec<usize>,
     /// Positions of the primary key within `columns`; empty when the table has none.
     pub key_positions: Vec<usize>,
+    /// Per kept column, what the query's computations demand of its values (temporal
+    /// columns it computes on; see `guards`).
+    pub guards: Vec<Option<Guard>>,
 }
 
 /// A compiled query.
@@ -66,7 +72,11 @@ pub fn plan(catalog: &Catalog, sql: &str) -> Result<Plan> {
         .optimize(&logical)
         .map_err(|e| Error::Query(e.strip_backtrace()))?;
     let optimized = scalar::subqueries_to_joins(optimized)?;
-    let sources = sources(catalog, &optimized)?;
+    let mut sources = sources(catalog, &optimized)?;
+    for source in &mut sources {
+        let mut found = guards::guards(&optimized, &catalog.tables[source.table])?;
+        source.guards = source.columns.iter().map(|c| found.remove(c)).collect();
+    }
     let compiler = Compiler {
         state: &state,
         catalog,
@@ -92,6 +102,7 @@ fn session() -> SessionState {
     // Its rewrite of COUNT(DISTINCT x) into two aggregations is right, but the distinct
     // multiset per group that the aggregate keeps is smaller state.
     ctx.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
+    functions::register(&ctx);
     ctx.state()
 }
 
@@ -166,6 +177,7 @@ fn sources(catalog: &Catalog, plan: &LogicalPlan) -> Result<Vec<Source>> {
                 .collect();
             Source {
                 table,
+                guards: vec![None; columns.len()],
                 columns,
                 key_positions,
             }
@@ -371,14 +383,14 @@ impl Compiler<'_> {
             .cloned()
             .collect();
         let group_codec =
-            RowCodec::new(group_fields.iter().map(|f| f.data_type().clone()).collect())?;
+            RowCodec::for_equality(group_fields.iter().map(|f| f.data_type().clone()).collect())?;
         let calls = a
             .aggr_expr
             .iter()
             .enumerate()
             .map(|(i, expr)| {
-                let output = a.schema.field(a.group_expr.len() + i).data_type().clone();
-                self.aggregate_call(expr, input_schema, output)
+                let field = a.schema.field(a.group_expr.len() + i);
+                self.aggregate_call(expr, input_schema, field)
             })
             .collect::<Result<Vec<_>>>()?;
         let key = Some(group_fields);
@@ -397,8 +409,9 @@ impl Compiler<'_> {
         &self,
         expr: &Expr,
         input: &DFSchema,
-        output: DataType,
+        field: &Field,
     ) -> Result<AggregateCall> {
+        let output = field.data_type().clone();
         let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(expr) else {
             return Err(Error::Query(format!(
                 "unexpected aggregate expression {expr}"
@@ -448,7 +461,7 @@ impl Compiler<'_> {
         let keeps_values = params.distinct
             || (matches!(function, Function::Min | Function::Max) && sum_kind.is_none());
         let values = keeps_values
-            .then(|| RowCodec::new(vec![arg_type.clone()]))
+            .then(|| RowCodec::for_equality(vec![arg_type.clone()]))
             .transpose()?;
         let input_scale = match arg_type {
             DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => s,
@@ -469,6 +482,7 @@ impl Compiler<'_> {
                 output,
                 values,
                 input_scale,
+                label: field.name().clone(),
             },
         })
     }

@@ -75,6 +75,8 @@ impl Model {
     pub fn batch_query(&self, sql: &str) -> Result<Vec<Vec<ScalarValue>>, String> {
         let config = SessionConfig::new().with_target_partitions(1);
         let ctx = SessionContext::new_with_config(config);
+        // Eddy's SUM (PostgreSQL's result types), so batch and incremental answers agree.
+        eddy_engine::plan::functions::register(&ctx);
         for table in &self.catalog.tables {
             let schema = table.arrow_schema();
             let rows = &self.tables[&table.name];
