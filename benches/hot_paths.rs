@@ -257,7 +257,11 @@ fn encoding(c: &mut Criterion) {
     let changes = run(&mut pipeline, &changelog(Options::default(), EVENTS));
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(changes.len() as u64));
-    for (name, format) in [("upsert", Format::Upsert), ("debezium", Format::Debezium)] {
+    for (name, format) in [
+        ("upsert", Format::Upsert),
+        ("debezium", Format::Debezium),
+        ("debezium-u", Format::DebeziumUpdate),
+    ] {
         let encoder = Encoder::new(format, pipeline.key_fields(), pipeline.value_fields());
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -4,7 +4,7 @@
 use crate::support::compare::table_mismatches;
 use crate::support::eddy::{Eddy, text_rows};
 use crate::support::postgres::pg_app;
-use crate::support::{TempDir, events, variant_path};
+use crate::support::{COUNT_AND_SUM, TempDir, events, variant_path};
 
 const VARIANT: &str = "precise_noschemas";
 
@@ -225,4 +225,82 @@ fn limit_is_refused() {
 #[test]
 fn window_function_is_refused() {
     assert_query_refused("SELECT ROW_NUMBER() OVER () FROM users", "window");
+}
+
+/// The messages of `--format FORMAT --batch-size 1` over the fixture, parsed, after checking
+/// each opens with `before`, then `after`, then `op` (Flink's field order).
+fn debezium_messages(format: &str) -> Vec<serde_json::Value> {
+    let eddy = Eddy::new(COUNT_AND_SUM, variant_path(VARIANT))
+        .arg("--format")
+        .arg(format)
+        .batch_size(Some(1));
+    let run = eddy.run();
+    run.assert_success(&eddy);
+    run.stdout
+        .lines()
+        .map(|line| {
+            let (before, after, op) = (
+                line.find(r#""before":"#),
+                line.find(r#","after":"#),
+                line.find(r#","op":"#),
+            );
+            assert!(
+                before == Some(1) && after.is_some() && after < op,
+                "{}: fields out of order: {line}",
+                eddy.describe()
+            );
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+        })
+        .collect()
+}
+
+/// Numbers as f64, so `25.50` and Flink's `25.5` (or `1.2E+3` and `1200.00`) compare equal.
+fn numbers_as_f64(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => n.as_f64().map(Value::from).unwrap_or(Value::Null),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `debezium` writes what Flink's debezium-json does: a changed group is a `d` of the old row
+/// then a `c` of the new, never a `u`. `debezium-u` writes the same change as one `u`.
+#[test]
+fn debezium_writes_an_update_as_delete_then_create_and_debezium_u_as_one_update() {
+    use serde_json::{Value, json};
+    let flink = debezium_messages("debezium");
+    let one_u = debezium_messages("debezium-u");
+    assert!(
+        one_u.iter().any(|m| m["op"] == "u"),
+        "debezium-u should update a group in one message: {one_u:?}"
+    );
+    for m in &flink {
+        match m["op"].as_str() {
+            Some("c") => assert!(m["before"].is_null() && m["after"].is_object(), "{m}"),
+            Some("d") => assert!(m["before"].is_object() && m["after"].is_null(), "{m}"),
+            _ => panic!("debezium writes only c and d: {m}"),
+        }
+    }
+    let split: Vec<Value> = one_u
+        .iter()
+        .flat_map(|m| match m["op"].as_str() {
+            Some("u") => vec![
+                json!({"before": m["before"], "after": null, "op": "d"}),
+                json!({"before": null, "after": m["after"], "op": "c"}),
+            ],
+            _ => vec![m.clone()],
+        })
+        .collect();
+    let numeric = |messages: &[Value]| messages.iter().map(numbers_as_f64).collect::<Vec<_>>();
+    assert_eq!(
+        numeric(&flink),
+        numeric(&split),
+        "debezium should be debezium-u with each u as a d then a c"
+    );
 }

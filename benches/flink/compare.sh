@@ -5,14 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-venv=target/flink-venv
-flink_version=2.3.0
-installed="import pyflink.version as v; assert v.__version__ == '$flink_version'"
-if ! "$venv/bin/python" -c "$installed" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet "apache-flink==$flink_version"
-fi
+source benches/flink/venv.sh
 
 eddy=target/release/eddy
 # (grep without -q reads all of the help, so no SIGPIPE trips pipefail)

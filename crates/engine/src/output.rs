@@ -1,15 +1,20 @@
 //! Result changes encoded as JSON records: upsert, Flink's debezium-json, or Debezium's own shape.
 //!
-//! Values are written so a consumer loses nothing: decimals as JSON numbers with their scale
-//! (`25.50`), timestamps as ISO-8601 strings (with `Z` when the column has a time zone),
-//! bytes as base64, lists as arrays.
+//! `upsert` and `debezium-u` write values so a consumer loses nothing: decimals as JSON numbers
+//! with their scale (`25.50`), timestamps as ISO-8601 strings (with `Z` when the column has a
+//! time zone), bytes as base64, lists as arrays.
+//!
+//! `debezium` spells values as Flink's JSON formats do with their default options (flink-json's
+//! row-to-JSON converters under Flink's Jackson), so a consumer of the Flink job it replaces
+//! cannot tell the difference ([`Style::Flink`]; checked against Flink 2.3 by
+//! `benches/flink/format_check.sh`).
 
 use std::fmt::Write;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::{FieldRef, TimeUnit, i256};
+use datafusion::arrow::datatypes::{FieldRef, i256};
 use datafusion::common::ScalarValue;
 
 use crate::sink::{ChangeKind, ResultChange};
@@ -45,6 +50,31 @@ impl std::str::FromStr for Format {
     }
 }
 
+impl Format {
+    /// How values are spelled in this format's records.
+    fn style(self) -> Style {
+        match self {
+            Format::Debezium => Style::Flink,
+            Format::Upsert | Format::DebeziumUpdate => Style::Iso,
+        }
+    }
+}
+
+/// How values are spelled inside a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// Exact, ISO-8601: decimals at their scale (`1200.00`), `"2020-12-30T12:13:14.100"`.
+    Iso,
+    /// What Flink writes with `json.timestamp-format.standard = SQL` (the default) and
+    /// `encode.decimal-as-plain-number = false` (the default): decimals as Java's
+    /// `BigDecimal.stripTrailingZeros().toString()` (`1200.00` is `1.2E+3`, `0.10` is `0.1`,
+    /// zero is `0`), doubles as Java's `Double.toString` (`1.0`, `1.0E7`, `1.0E-4`),
+    /// timestamps as `"2020-12-30 12:13:14.1"` (the fraction in as few digits as keep it, none
+    /// when zero; `Z` after a `TIMESTAMP_LTZ`), times to the millisecond (Flink keeps no
+    /// more), control characters escaped with upper-case hex (`\u001F`).
+    Flink,
+}
+
 /// One encoded output record: Kafka key and value bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
@@ -74,8 +104,10 @@ impl Encoder {
     /// The records of one result change, in the order they must be published: one, or two
     /// (`d` then `c`) for an update in [`Format::Debezium`].
     pub fn encode(&self, change: &ResultChange) -> Vec<Encoded> {
-        let key = object(&self.key_names, &change.key);
-        let row = |r: &Option<Vec<ScalarValue>>| r.as_ref().map(|r| object(&self.value_names, r));
+        let style = self.format.style();
+        let key = object(&self.key_names, &change.key, style);
+        let row =
+            |r: &Option<Vec<ScalarValue>>| r.as_ref().map(|r| object(&self.value_names, r, style));
         let envelope = |before: Option<String>, after: Option<String>, op: &str| {
             let or_null = |r: Option<String>| r.unwrap_or_else(|| "null".into());
             Some(format!(
@@ -121,26 +153,33 @@ impl Encoder {
     }
 }
 
-fn object(names: &[String], values: &[ScalarValue]) -> String {
+fn object(names: &[String], values: &[ScalarValue], style: Style) -> String {
     let mut out = String::from("{");
     for (i, (name, value)) in names.iter().zip(values).enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_string(&mut out, name);
+        write_string(&mut out, name, style);
         out.push(':');
-        write_value(&mut out, value);
+        write_styled(&mut out, value, style);
     }
     out.push('}');
     out
 }
 
-fn write_string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::Value::from(s).to_string());
+fn write_string(out: &mut String, s: &str, style: Style) {
+    match style {
+        Style::Iso => out.push_str(&serde_json::Value::from(s).to_string()),
+        Style::Flink => flink::write_string(out, s),
+    }
 }
 
-/// Writes one value as JSON.
+/// Writes one value as JSON, as `upsert` does.
 pub fn write_value(out: &mut String, value: &ScalarValue) {
+    write_styled(out, value, Style::Iso);
+}
+
+fn write_styled(out: &mut String, value: &ScalarValue, style: Style) {
     use ScalarValue as V;
     if value.is_null() {
         out.push_str("null");
@@ -156,45 +195,49 @@ pub fn write_value(out: &mut String, value: &ScalarValue) {
         V::UInt16(Some(v)) => write!(out, "{v}"),
         V::UInt32(Some(v)) => write!(out, "{v}"),
         V::UInt64(Some(v)) => write!(out, "{v}"),
+        V::Float32(Some(v)) if style == Style::Flink && v.is_finite() => {
+            flink::write_java_float(out, &v.to_string(), &format!("{v:e}"));
+            Ok(())
+        }
+        V::Float64(Some(v)) if style == Style::Flink && v.is_finite() => {
+            flink::write_java_float(out, &v.to_string(), &format!("{v:e}"));
+            Ok(())
+        }
         V::Float32(Some(v)) => write_float(out, f64::from(*v)),
         V::Float64(Some(v)) => write_float(out, *v),
-        V::Decimal128(Some(v), _, s) => {
-            write!(
-                out,
-                "{}",
-                crate::decimal::format(i256::from_i128(*v), *s as i32)
-            )
-        }
-        V::Decimal256(Some(v), _, s) => write!(out, "{}", crate::decimal::format(*v, *s as i32)),
+        V::Decimal128(Some(v), _, s) => write_decimal(out, i256::from_i128(*v), *s, style),
+        V::Decimal256(Some(v), _, s) => write_decimal(out, *v, *s, style),
         V::Utf8(Some(s)) | V::LargeUtf8(Some(s)) | V::Utf8View(Some(s)) => {
-            write_string(out, s);
+            write_string(out, s, style);
             Ok(())
         }
         V::Binary(Some(b)) | V::LargeBinary(Some(b)) | V::BinaryView(Some(b)) => {
-            write_string(out, &BASE64.encode(b));
+            write_string(out, &BASE64.encode(b), style);
             Ok(())
         }
         V::Date32(Some(days)) => {
-            crate::temporal::write_date(out, *days);
-            Ok(())
+            let date = chrono::NaiveDate::default() + chrono::Duration::days(i64::from(*days));
+            write!(out, "\"{}\"", date.format("%Y-%m-%d"))
         }
-        V::Time32Millisecond(Some(v)) => write_time(out, i64::from(*v), TimeUnit::Millisecond),
-        V::Time64Microsecond(Some(v)) => write_time(out, *v, TimeUnit::Microsecond),
-        V::Time64Nanosecond(Some(v)) => write_time(out, *v, TimeUnit::Nanosecond),
-        V::TimestampSecond(Some(v), tz) => write_timestamp(out, *v, TimeUnit::Second, tz),
+        V::Time32Millisecond(Some(ms)) => write_time(out, i64::from(*ms) * 1_000_000, style),
+        V::Time64Microsecond(Some(us)) => write_time(out, *us * 1_000, style),
+        V::Time64Nanosecond(Some(ns)) => write_time(out, *ns, style),
+        V::TimestampSecond(Some(v), tz) => {
+            write_timestamp(out, v.saturating_mul(1_000_000_000), tz, style)
+        }
         V::TimestampMillisecond(Some(v), tz) => {
-            write_timestamp(out, *v, TimeUnit::Millisecond, tz)
+            write_timestamp(out, v.saturating_mul(1_000_000), tz, style)
         }
         V::TimestampMicrosecond(Some(v), tz) => {
-            write_timestamp(out, *v, TimeUnit::Microsecond, tz)
+            write_timestamp(out, v.saturating_mul(1_000), tz, style)
         }
-        V::TimestampNanosecond(Some(v), tz) => write_timestamp(out, *v, TimeUnit::Nanosecond, tz),
+        V::TimestampNanosecond(Some(v), tz) => write_timestamp(out, *v, tz, style),
         V::List(list) => {
-            write_list(out, list.as_ref());
+            write_list(out, list.as_ref(), style);
             Ok(())
         }
         other => {
-            write_string(out, &other.to_string());
+            write_string(out, &other.to_string(), style);
             Ok(())
         }
     };
@@ -209,24 +252,56 @@ fn write_float(out: &mut String, v: f64) -> std::fmt::Result {
     }
 }
 
-/// A time of day at its own unit (see [`crate::temporal`]).
-fn write_time(out: &mut String, value: i64, unit: TimeUnit) -> std::fmt::Result {
-    crate::temporal::write_time(out, value, unit);
+fn write_decimal(out: &mut String, unscaled: i256, scale: i8, style: Style) -> std::fmt::Result {
+    match style {
+        Style::Iso => write!(
+            out,
+            "{}",
+            crate::decimal::format(unscaled, i32::from(scale))
+        ),
+        Style::Flink => {
+            flink::write_decimal(out, unscaled, i32::from(scale));
+            Ok(())
+        }
+    }
+}
+
+fn write_time(out: &mut String, nanos: i64, style: Style) -> std::fmt::Result {
+    // Flink's TIME is milliseconds of the day, whatever the declared precision.
+    let nanos = match style {
+        Style::Iso => nanos,
+        Style::Flink => nanos - nanos.rem_euclid(1_000_000),
+    };
+    let secs = nanos.div_euclid(1_000_000_000);
+    let sub = nanos.rem_euclid(1_000_000_000);
+    let start = out.len();
+    match chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, sub as u32) {
+        Some(t) => write!(out, "\"{}\"", t.format("%H:%M:%S%.f"))?,
+        None => write!(out, "{nanos}")?,
+    }
+    if style == Style::Flink {
+        flink::trim_fraction(out, start);
+    }
     Ok(())
 }
 
-/// A timestamp at its own unit, never through nanoseconds (see [`crate::temporal`]).
 fn write_timestamp(
     out: &mut String,
-    value: i64,
-    unit: TimeUnit,
+    nanos: i64,
     tz: &Option<std::sync::Arc<str>>,
+    style: Style,
 ) -> std::fmt::Result {
-    crate::temporal::write_timestamp(out, value, unit, tz.is_some());
+    let t = chrono::DateTime::from_timestamp_nanos(nanos);
+    let zone = if tz.is_some() { "Z" } else { "" };
+    let start = out.len();
+    write!(out, "\"{}{zone}\"", t.format("%Y-%m-%dT%H:%M:%S%.f"))?;
+    if style == Style::Flink {
+        flink::sql_timestamp(out, start);
+    }
     Ok(())
 }
 
-fn write_list(out: &mut String, list: &dyn Array) {
+fn write_list(out: &mut String, list: &dyn Array, style: Style) {
     out.push('[');
     if let Some(list) = list
         .as_any()
@@ -240,10 +315,347 @@ fn write_list(out: &mut String, list: &dyn Array) {
                 out.push(',');
             }
             match ScalarValue::try_from_array(&items, i) {
-                Ok(v) => write_value(out, &v),
+                Ok(v) => write_styled(out, &v, style),
                 Err(_) => out.push_str("null"),
             }
         }
     }
     out.push(']');
+}
+
+/// Flink's spellings ([`Style::Flink`]): what Jackson writes for the JSON nodes flink-json's
+/// row-to-JSON converters build.
+mod flink {
+    use std::fmt::Write;
+
+    use datafusion::arrow::datatypes::i256;
+
+    /// A JSON string as Jackson escapes it: `"`, `\` and control characters, those without a
+    /// short escape as `\u00XX` in upper-case hex (serde_json writes lower case).
+    pub(super) fn write_string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if c < ' ' => {
+                    let _ = write!(out, "\\u{:04X}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    /// A finite float as Java's `Double.toString` (or `Float.toString`) spells it, from the
+    /// shortest digits that read back as the value: `plain` and `exp` are its `{}` and `{:e}`.
+    /// Java writes plain digits, with at least one after the point, from 10^-3 up to 10^7, and
+    /// `d.dddE±n` outside.
+    pub(super) fn write_java_float(out: &mut String, plain: &str, exp: &str) {
+        let (mantissa, exponent) = exp.split_once('e').unwrap_or((exp, "0"));
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let zero = mantissa.trim_start_matches('-') == "0";
+        let (digits, exponent) = if zero || (-3..7).contains(&exponent) {
+            (plain, None)
+        } else {
+            (mantissa, Some(exponent))
+        };
+        out.push_str(digits);
+        if !digits.contains('.') {
+            out.push_str(".0");
+        }
+        if let Some(exponent) = exponent {
+            let _ = write!(out, "E{exponent}");
+        }
+    }
+
+    /// A decimal as Jackson writes the `BigDecimal` Flink hands it: its node factory strips
+    /// the trailing zeros (zero is `0`), then `BigDecimal.toString()` writes plain digits when
+    /// the scale is not negative and the exponent of the leading digit is at least -6, and
+    /// scientific notation (`1.2E+3`, `1E-7`) otherwise.
+    pub(super) fn write_decimal(out: &mut String, unscaled: i256, scale: i32) {
+        let text = unscaled.to_string();
+        let (sign, digits) = match text.strip_prefix('-') {
+            Some(digits) => ("-", digits),
+            None => ("", text.as_str()),
+        };
+        if digits == "0" {
+            out.push('0');
+            return;
+        }
+        let kept = digits.trim_end_matches('0');
+        let scale = scale - (digits.len() - kept.len()) as i32;
+        let digits = kept;
+        let len = digits.len() as i32;
+        let leading = len - 1 - scale;
+        out.push_str(sign);
+        if scale == 0 {
+            out.push_str(digits);
+        } else if scale > 0 && leading >= -6 {
+            if len > scale {
+                let (int, frac) = digits.split_at((len - scale) as usize);
+                let _ = write!(out, "{int}.{frac}");
+            } else {
+                out.push_str("0.");
+                out.extend(std::iter::repeat_n('0', (scale - len) as usize));
+                out.push_str(digits);
+            }
+        } else {
+            let (first, rest) = digits.split_at(1);
+            out.push_str(first);
+            if !rest.is_empty() {
+                out.push('.');
+                out.push_str(rest);
+            }
+            let _ = write!(out, "E{leading:+}");
+        }
+    }
+
+    /// Turns the ISO-8601 timestamp written from `start` into Flink's SQL form: a space
+    /// between date and time, the fraction trimmed.
+    pub(super) fn sql_timestamp(out: &mut String, start: usize) {
+        if let Some(t) = out[start..].find('T') {
+            out.replace_range(start + t..start + t + 1, " ");
+        }
+        trim_fraction(out, start);
+    }
+
+    /// Drops the trailing zeros of the second's fraction written from `start` (and the point
+    /// when nothing is left), as Java's `appendFraction(NANO_OF_SECOND, 0, 9, true)` prints it.
+    pub(super) fn trim_fraction(out: &mut String, start: usize) {
+        let Some(point) = out[start..].find('.').map(|p| start + p) else {
+            return;
+        };
+        let digits = out[point + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let kept = out[point + 1..point + 1 + digits]
+            .trim_end_matches('0')
+            .len();
+        let from = if kept == 0 { point } else { point + 1 + kept };
+        out.replace_range(from..point + 1 + digits, "");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Flink spellings here are what Flink 2.3.0 wrote for the same values (a filesystem
+    //! sink in `debezium-json`, Java 17); `benches/flink/format_check.sh` compares whole runs.
+
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    use super::*;
+
+    fn flink(value: ScalarValue) -> String {
+        let mut out = String::new();
+        write_styled(&mut out, &value, Style::Flink);
+        out
+    }
+
+    fn iso(value: ScalarValue) -> String {
+        let mut out = String::new();
+        write_value(&mut out, &value);
+        out
+    }
+
+    fn decimal(unscaled: i128, scale: i8) -> ScalarValue {
+        ScalarValue::Decimal128(Some(unscaled), 38, scale)
+    }
+
+    #[test]
+    fn flink_decimals_strip_zeros_as_java_big_decimal() {
+        for (unscaled, scale, text) in [
+            (0, 18, "0"),
+            (0, 2, "0"),
+            (2550, 2, "25.5"),
+            (123450, 2, "1234.5"),
+            (-10, 2, "-0.1"),
+            (1000, 2, "1E+1"),
+            (-120000, 2, "-1.2E+3"),
+            (100, 0, "1E+2"),
+            (12300, 0, "1.23E+4"),
+            (100_000_000_000, 18, "1E-7"),
+            (1, 6, "0.000001"),
+            (-123, 7, "-0.0000123"),
+            (12300, 10, "0.00000123"),
+            (12345678901234567890123, 3, "12345678901234567890.123"),
+            (7, -2, "7E+2"),
+        ] {
+            assert_eq!(
+                flink(decimal(unscaled, scale)),
+                text,
+                "{unscaled} scale {scale}"
+            );
+        }
+        assert_eq!(
+            flink(ScalarValue::Decimal256(Some(i256::from_i128(-2550)), 76, 2)),
+            "-25.5"
+        );
+        assert_eq!(iso(decimal(120000, 2)), "1200.00");
+    }
+
+    #[test]
+    fn flink_doubles_as_java_double_to_string() {
+        for (v, text) in [
+            (1.0, "1.0"),
+            (1.5, "1.5"),
+            (100.0, "100.0"),
+            (1e7, "1.0E7"),
+            (9999999.0, "9999999.0"),
+            (1234567.0, "1234567.0"),
+            (0.001, "0.001"),
+            (0.00099, "9.9E-4"),
+            (1e-4, "1.0E-4"),
+            (2.5e-5, "2.5E-5"),
+            (1e21, "1.0E21"),
+            (1e-300, "1.0E-300"),
+            (-0.0, "-0.0"),
+            (0.0, "0.0"),
+            (-1.5e10, "-1.5E10"),
+            (f64::NAN, "\"NaN\""),
+            (f64::INFINITY, "\"Infinity\""),
+            (f64::NEG_INFINITY, "\"-Infinity\""),
+        ] {
+            assert_eq!(flink(ScalarValue::Float64(Some(v))), text, "{v}");
+        }
+        for (v, text) in [
+            (0.1f32, "0.1"),
+            (1e-5, "1.0E-5"),
+            (16777216.0, "1.6777216E7"),
+        ] {
+            assert_eq!(flink(ScalarValue::Float32(Some(v))), text, "{v}");
+        }
+        assert_eq!(iso(ScalarValue::Float64(Some(1e7))), "10000000.0");
+    }
+
+    #[test]
+    fn flink_timestamps_in_sql_form_with_trimmed_fraction() {
+        let ms =
+            |v, tz: Option<&str>| ScalarValue::TimestampMillisecond(Some(v), tz.map(Arc::from));
+        // 2020-12-30 12:13:14.123 UTC
+        let t = 1_609_330_394_123;
+        assert_eq!(flink(ms(t, None)), "\"2020-12-30 12:13:14.123\"");
+        assert_eq!(flink(ms(t - 23, None)), "\"2020-12-30 12:13:14.1\"");
+        assert_eq!(flink(ms(t - 123, None)), "\"2020-12-30 12:13:14\"");
+        assert_eq!(flink(ms(t, Some("UTC"))), "\"2020-12-30 12:13:14.123Z\"");
+        assert_eq!(
+            flink(ms(t - 3, Some("+00:00"))),
+            "\"2020-12-30 12:13:14.12Z\""
+        );
+        assert_eq!(flink(ms(-1, None)), "\"1969-12-31 23:59:59.999\"");
+        let us = ScalarValue::TimestampMicrosecond(Some(1_609_330_394_000_100), None);
+        assert_eq!(flink(us), "\"2020-12-30 12:13:14.0001\"");
+        let ns = ScalarValue::TimestampNanosecond(Some(1_609_330_394_123_456_789), None);
+        assert_eq!(flink(ns), "\"2020-12-30 12:13:14.123456789\"");
+        let s = ScalarValue::TimestampSecond(Some(86_400), Some("UTC".into()));
+        assert_eq!(flink(s), "\"1970-01-02 00:00:00Z\"");
+        assert_eq!(iso(ms(t - 23, None)), "\"2020-12-30T12:13:14.100\"");
+    }
+
+    #[test]
+    fn flink_dates_and_times() {
+        assert_eq!(flink(ScalarValue::Date32(Some(18626))), "\"2020-12-30\"");
+        let time = 12 * 3_600 + 13 * 60 + 14;
+        let us = |v| ScalarValue::Time64Microsecond(Some(v));
+        assert_eq!(flink(us(time * 1_000_000)), "\"12:13:14\"");
+        assert_eq!(flink(us(time * 1_000_000 + 100_000)), "\"12:13:14.1\"");
+        // Flink keeps milliseconds only.
+        assert_eq!(flink(us(time * 1_000_000 + 123_456)), "\"12:13:14.123\"");
+        assert_eq!(
+            flink(ScalarValue::Time64Nanosecond(Some(999_999))),
+            "\"00:00:00\""
+        );
+        let ms = ScalarValue::Time32Millisecond(Some((time * 1_000 + 123) as i32));
+        assert_eq!(flink(ms), "\"12:13:14.123\"");
+        assert_eq!(iso(us(time * 1_000_000 + 100_000)), "\"12:13:14.100\"");
+    }
+
+    #[test]
+    fn flink_scalars_bytes_strings_and_lists() {
+        assert_eq!(flink(ScalarValue::Boolean(Some(true))), "true");
+        assert_eq!(
+            flink(ScalarValue::Int64(Some(i64::MAX))),
+            "9223372036854775807"
+        );
+        assert_eq!(flink(ScalarValue::Int8(Some(-5))), "-5");
+        assert_eq!(flink(ScalarValue::Utf8(None)), "null");
+        assert_eq!(flink(ScalarValue::Decimal128(None, 10, 2)), "null");
+        assert_eq!(
+            flink(ScalarValue::Binary(Some(vec![0, 255, 16]))),
+            "\"AP8Q\""
+        );
+        assert_eq!(flink(ScalarValue::Binary(Some(vec![]))), "\"\"");
+        let text = "\u{1}\u{1f}\u{7f}\u{8}\u{c}\n\r\t/\\\"é\u{2028}";
+        assert_eq!(
+            flink(ScalarValue::Utf8(Some(text.into()))),
+            "\"\\u0001\\u001F\u{7f}\\b\\f\\n\\r\\t/\\\\\\\"é\u{2028}\""
+        );
+        assert_eq!(iso(ScalarValue::Utf8(Some("\u{1f}".into()))), "\"\\u001f\"");
+        let list = ScalarValue::List(ScalarValue::new_list_nullable(
+            &[decimal(2550, 2), decimal(0, 2)],
+            &DataType::Decimal128(38, 2),
+        ));
+        assert_eq!(flink(list.clone()), "[25.5,0]");
+        assert_eq!(iso(list), "[25.50,0.00]");
+    }
+
+    fn field(name: &str) -> FieldRef {
+        Arc::new(Field::new(name, DataType::Int64, true))
+    }
+
+    fn values(change: &ResultChange, format: Format) -> Vec<String> {
+        let encoder = Encoder::new(format, &[field("k")], &[field("k"), field("total")]);
+        let encoded = encoder.encode(change);
+        assert!(encoded.iter().all(|e| e.key == r#"{"k":1}"#));
+        encoded
+            .into_iter()
+            .map(|e| e.value.unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn debezium_is_flink_ops_and_spelling_debezium_u_is_one_update() {
+        let row = |total| Some(vec![ScalarValue::Int64(Some(1)), decimal(total, 2)]);
+        let change = |kind, before, after| ResultChange {
+            kind,
+            key: vec![ScalarValue::Int64(Some(1))],
+            before,
+            after,
+        };
+        let update = change(ChangeKind::Update, row(1000), row(2550));
+        assert_eq!(
+            values(&update, Format::Debezium),
+            [
+                r#"{"before":{"k":1,"total":1E+1},"after":null,"op":"d"}"#,
+                r#"{"before":null,"after":{"k":1,"total":25.5},"op":"c"}"#,
+            ]
+        );
+        assert_eq!(
+            values(&update, Format::DebeziumUpdate),
+            [r#"{"before":{"k":1,"total":10.00},"after":{"k":1,"total":25.50},"op":"u"}"#]
+        );
+        let insert = change(ChangeKind::Insert, None, row(0));
+        assert_eq!(
+            values(&insert, Format::Debezium),
+            [r#"{"before":null,"after":{"k":1,"total":0},"op":"c"}"#]
+        );
+        let delete = change(ChangeKind::Delete, row(-5), None);
+        assert_eq!(
+            values(&delete, Format::Debezium),
+            [r#"{"before":{"k":1,"total":-0.05},"after":null,"op":"d"}"#]
+        );
+        assert_eq!(values(&delete, Format::Upsert), [""]);
+        assert_eq!(
+            values(&update, Format::Upsert),
+            [r#"{"k":1,"total":25.50}"#]
+        );
+    }
 }
