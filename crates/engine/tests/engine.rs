@@ -3,4 +3,5 @@
 
 mod common;
 mod differential;
+mod differential_joins;
 mod slt;
