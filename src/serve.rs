@@ -45,6 +45,15 @@ pub struct ServeArgs {
     /// Milliseconds a micro-batch waits for records at most [default: 100].
     #[arg(long, env = "EDDY_LINGER_MS")]
     linger_ms: Option<u64>,
+    /// Bytes of a refused record's key, and of its value, that its dead letter keeps; the
+    /// rest is cut, with an `eddy.truncated.key|value` header giving the original size
+    /// [default: 65536].
+    #[arg(long, env = "EDDY_DEAD_LETTER_MAX_BYTES")]
+    dead_letter_max_bytes: Option<usize>,
+    /// Times a batch may fail a job before the record causing it is found, dead-lettered
+    /// and skipped (`poisonPills` in the job's status) [default: 3].
+    #[arg(long, env = "EDDY_POISON_ATTEMPTS", value_parser = clap::value_parser!(u32).range(1..))]
+    poison_attempts: Option<u32>,
 }
 
 impl ServeArgs {
@@ -67,6 +76,8 @@ impl ServeArgs {
             checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
             batch_max: self.batch_max.or(file.batch_max),
             linger_ms: self.linger_ms.or(file.linger_ms),
+            dead_letter_max_bytes: self.dead_letter_max_bytes.or(file.dead_letter_max_bytes),
+            poison_attempts: self.poison_attempts.or(file.poison_attempts),
         })
     }
 }
@@ -80,12 +91,23 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let defaults = Settings::new(
+        args.brokers.as_deref().unwrap_or("localhost:9092"),
+        args.data_dir.unwrap_or_else(|| "eddy-data".into()),
+    );
     let settings = Settings {
-        brokers: args.brokers.unwrap_or_else(|| "localhost:9092".into()),
-        data_dir: args.data_dir.unwrap_or_else(|| "eddy-data".into()),
-        batch_max: args.batch_max.unwrap_or(10_000),
-        linger: Duration::from_millis(args.linger_ms.unwrap_or(100)),
-        checkpoint_interval: Duration::from_millis(args.checkpoint_interval_ms.unwrap_or(5000)),
+        batch_max: args.batch_max.unwrap_or(defaults.batch_max),
+        linger: args
+            .linger_ms
+            .map_or(defaults.linger, Duration::from_millis),
+        checkpoint_interval: args
+            .checkpoint_interval_ms
+            .map_or(defaults.checkpoint_interval, Duration::from_millis),
+        dead_letter_max_bytes: args
+            .dead_letter_max_bytes
+            .unwrap_or(defaults.dead_letter_max_bytes),
+        poison_attempts: args.poison_attempts.unwrap_or(defaults.poison_attempts),
+        ..defaults
     };
     let address = SocketAddr::new(
         args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),

@@ -25,7 +25,12 @@ fn schema() -> String {
     std::fs::read_to_string(SCHEMA).unwrap()
 }
 
-fn create_job(server: &Server, environment: &str, sql: &str, output_topic: Option<&str>) -> String {
+pub fn create_job(
+    server: &Server,
+    environment: &str,
+    sql: &str,
+    output_topic: Option<&str>,
+) -> String {
     create_job_with(
         server,
         environment,
@@ -55,7 +60,7 @@ fn create_job_with(
 }
 
 /// The capture's records, under `environment`'s topic prefix instead of `app`.
-fn captured_records(environment: &str) -> Vec<KafkaRecord> {
+pub fn captured_records(environment: &str) -> Vec<KafkaRecord> {
     events("precise_noschemas")
         .into_iter()
         .map(|event| {
@@ -122,9 +127,9 @@ fn create_job_over_kafka_matches_postgres_and_delete_job_stops_it() {
     broker.produce(first);
     // A malformed event goes to the dead-letter topic and the job goes on.
     broker.produce(&[(
-        "shop.public.orders".into(),
-        None,
-        Some(r#"{"op":"c","after":{"id":"#.into()),
+        "shop.public.orders".to_string(),
+        None::<String>,
+        Some(r#"{"op":"c","after":{"id":"#),
     )]);
     broker.produce(rest);
     let orders_events = records

@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod live;
 mod pg_app;
+mod poison;
 mod service;
 mod type_edges;
 mod workload;

@@ -47,6 +47,10 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// The largest record the test producer sends: well above Kafka's 1 MiB default, as a
+/// broker configured for large messages takes them.
+const MAX_MESSAGE_BYTES: &str = "16777216";
+
 /// A tansu broker with in-memory storage, stopped on drop.
 pub struct Broker {
     child: Child,
@@ -56,11 +60,27 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
+        Self::start_with(&[], None)
+    }
+
+    /// A broker that validates the records of each topic that `dir` holds a JSON schema
+    /// for (`<topic>.json`, with `properties.key` and `properties.value`), and refuses those
+    /// that do not match (`INVALID_RECORD`).
+    pub fn start_with_schemas(dir: &std::path::Path) -> Broker {
+        // tansu reads a `file://` URL's path relative to its working directory.
+        let name = dir.file_name().expect("a directory name").to_string_lossy();
+        let url = format!("file://./{name}");
+        Self::start_with(&["--schema-registry", &url], dir.parent())
+    }
+
+    fn start_with(extra: &[&str], dir: Option<&std::path::Path>) -> Broker {
         let port = free_port();
         let listener = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu())
             .args(["broker", "--storage-engine", "memory://tansu/"])
             .args(["--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args(extra)
+            .current_dir(dir.unwrap_or(std::path::Path::new(".")))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -84,22 +104,26 @@ impl Broker {
     }
 
     /// Produces `(topic, key, value)` records in order and waits until all are acknowledged.
-    pub fn produce(&self, records: &[(String, Option<String>, Option<String>)]) {
+    pub fn produce<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        records: &[(String, Option<K>, Option<V>)],
+    ) {
         let producer = self.producer.get_or_init(|| {
             ClientConfig::new()
                 .set("bootstrap.servers", &self.address)
                 .set("linger.ms", "5")
                 .set("max.in.flight.requests.per.connection", "1")
+                .set("message.max.bytes", MAX_MESSAGE_BYTES)
                 .create()
                 .expect("a producer")
         });
         for (topic, key, value) in records {
-            let mut record = BaseRecord::<str, str>::to(topic);
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic);
             if let Some(key) = key {
-                record = record.key(key.as_str());
+                record = record.key(key.as_ref());
             }
             if let Some(value) = value {
-                record = record.payload(value.as_str());
+                record = record.payload(value.as_ref());
             }
             let mut pending = record;
             while let Err((e, back)) = producer.send(pending) {
@@ -141,6 +165,7 @@ impl Broker {
             };
             let message = message.unwrap_or_else(|e| panic!("reading {topic}: {e}"));
             let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            let size = message.payload().map_or(0, <[u8]>::len);
             let headers = message
                 .headers()
                 .map(|h| {
@@ -152,6 +177,7 @@ impl Broker {
             messages.push(Received {
                 key: text(message.key()),
                 value: text(message.payload()),
+                size,
                 headers,
             });
             last = Instant::now();
@@ -171,7 +197,19 @@ impl Drop for Broker {
 pub struct Received {
     pub key: Option<String>,
     pub value: Option<String>,
+    /// The value's size in bytes (0 for none).
+    pub size: usize,
     pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// The value of header `name`, if the message has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(serde::Deserialize)]

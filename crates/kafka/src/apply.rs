@@ -133,7 +133,7 @@ impl Applier<'_> {
             topic = message.topic(),
             partition = message.partition(),
             offset = message.offset(),
-            reason,
+            reason = dead_letter::truncate_text(reason, dead_letter::MAX_REASON_BYTES),
             "event dead-lettered"
         );
         self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);

@@ -14,8 +14,9 @@ use crate::sink::Sink;
 /// How much of a refused record's key, and of its value, a dead letter keeps by default.
 pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
 
-/// The longest reason an `eddy.error` header carries: an error can quote the record.
-const MAX_REASON_BYTES: usize = 4096;
+/// The longest reason an `eddy.error` header (or a log line) carries: an error can quote
+/// the record.
+pub(crate) const MAX_REASON_BYTES: usize = 4096;
 
 /// Header naming why the record was refused.
 pub const ERROR_HEADER: &str = "eddy.error";
@@ -88,7 +89,7 @@ pub fn headers(reason: &str, topic: &str, partition: i32, offset: i64) -> OwnedH
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
-fn truncate_text(text: &str, max: usize) -> &str {
+pub(crate) fn truncate_text(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

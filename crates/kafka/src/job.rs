@@ -308,13 +308,15 @@ impl Job {
                 Ok(records)
             }
             Err(Failed { error, culprit }) => {
-                let failure = self.failures.record(&batch.end, error.to_string(), culprit);
+                let text = error.to_string();
+                let text = dead_letter::truncate_text(&text, dead_letter::MAX_REASON_BYTES);
+                let failure = self.failures.record(&batch.end, text.to_string(), culprit);
                 tracing::error!(
                     group = %config.group,
                     attempt = failure.attempts,
                     attempts_allowed = config.poison_attempts,
                     culprits = ?failure.culprits,
-                    %error,
+                    error = text,
                     "batch failed the job; after the attempts allowed it is applied record by record and a record that fails alone is skipped"
                 );
                 self.failure_log.write(&self.failures)?;
