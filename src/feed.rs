@@ -41,6 +41,9 @@ pub struct JobArgs {
     /// How integer times and timestamps are read when messages carry no schema.
     #[arg(long, value_enum, default_value_t = TimeArg::Adaptive)]
     pub time_precision: TimeArg,
+    /// Print the incremental plan (operators, their state and keys) and exit; no input is read.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,6 +21,10 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let mut pipeline = Pipeline::new(args.job.spec(None, None)?)?;
+    if args.job.explain {
+        print!("{}", pipeline.explain()?);
+        return Ok(());
+    }
     let encoder = Encoder::new(args.format, pipeline.key_fields(), pipeline.value_fields());
     let path = args
         .job

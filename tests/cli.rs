@@ -304,3 +304,31 @@ fn debezium_writes_an_update_as_delete_then_create_and_debezium_u_as_one_update(
         "debezium should be debezium-u with each u as a d then a c"
     );
 }
+
+#[test]
+fn explain_prints_operators_state_and_keys() {
+    let sql = "SELECT status, n FROM (SELECT status, COUNT(*) AS n, MAX(amount) FROM orders \
+               WHERE amount > 1 GROUP BY status) ORDER BY n DESC, status LIMIT 2";
+    let eddy = Eddy::new(sql, variant_path(VARIANT)).arg("--explain");
+    let run = eddy.run();
+    run.assert_success(&eddy);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", run.stdout))
+    };
+    assert!(lines[find("orders: keeps (id, amount, status); key (id)")].starts_with("  "));
+    let top = find("TopN: ORDER BY ");
+    assert!(lines[top].contains("n DESC NULLS FIRST, "), "{}", lines[top]);
+    assert!(lines[top].contains("rows 1..=2; state: every input row of each partition"));
+    assert!(lines[top].ends_with("key (status)"));
+    let aggregate = find("Aggregate: group by [status@");
+    assert!(lines[aggregate].contains("Count(") && lines[aggregate].contains("Max("));
+    let filter = find("Filter: amount@");
+    assert!(lines[filter].ends_with("no state; key (id)"), "{}", lines[filter]);
+    assert!(top < aggregate && aggregate < filter);
+    assert_eq!(lines[find("<- source orders")].trim(), "<- source orders");
+    assert_eq!(*lines.last().unwrap(), "result key: (status)");
+}

@@ -232,6 +232,44 @@ impl Pipeline {
         Ok(size)
     }
 
+    /// The incremental plan as text: each source table with the columns its normalizer keeps,
+    /// then the operator tree (each operator's computation, state and output key) and the
+    /// result's key. `eddy run --explain` prints it.
+    pub fn explain(&self) -> Result<String> {
+        let catalog = Catalog::from_prisma(&self.spec.schema)?;
+        let plan = plan::plan(&catalog, &self.spec.sql)?;
+        let mut out = String::from("sources (rows kept by primary key):\n");
+        let names: Vec<String> = plan
+            .sources
+            .iter()
+            .map(|source| {
+                let table = &catalog.tables[source.table];
+                let columns: Vec<&str> = source
+                    .columns
+                    .iter()
+                    .map(|&c| table.columns[c].name.as_str())
+                    .collect();
+                let key: Vec<&str> = table
+                    .primary_key
+                    .iter()
+                    .map(|&c| table.columns[c].name.as_str())
+                    .collect();
+                out.push_str(&format!(
+                    "  {}: keeps ({}); key ({})\n",
+                    table.name,
+                    columns.join(", "),
+                    key.join(", ")
+                ));
+                table.name.clone()
+            })
+            .collect();
+        out.push_str("operators (output first):\n");
+        out.push_str(&self.root.explain(1, &|i| format!("<- source {}", names[i])));
+        let key: Vec<&str> = self.key_fields.iter().map(|f| f.name().as_str()).collect();
+        out.push_str(&format!("result key: ({})\n", key.join(", ")));
+        Ok(out)
+    }
+
     /// The tables (database names) the query reads.
     pub fn tables(&self) -> impl Iterator<Item = &str> {
         self.sources.iter().map(|s| s.name.as_str())

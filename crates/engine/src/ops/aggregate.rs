@@ -168,6 +168,28 @@ impl Operator for AggregateOp {
         &self.schema
     }
 
+    fn explain(&self) -> String {
+        let groups: Vec<String> = self.group_exprs.iter().map(ToString::to_string).collect();
+        let calls: Vec<String> = self
+            .calls
+            .iter()
+            .map(|c| {
+                let distinct = if c.spec.distinct { "DISTINCT " } else { "" };
+                let kept = if c.spec.values.is_some() {
+                    ": ordered multiset of values"
+                } else {
+                    ""
+                };
+                format!("{:?}({distinct}{}){kept}", c.spec.function, c.arg)
+            })
+            .collect();
+        format!(
+            "Aggregate: group by [{}]; state per group: row count, {}",
+            groups.join(", "),
+            calls.join(", ")
+        )
+    }
+
     fn step(&mut self, inputs: Vec<ChangeBatch>) -> Result<ChangeBatch> {
         let input = single(inputs);
         let rows = input.len();

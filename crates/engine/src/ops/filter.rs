@@ -30,6 +30,10 @@ impl Operator for FilterOp {
         &self.schema
     }
 
+    fn explain(&self) -> String {
+        format!("Filter: {}; no state", self.predicate)
+    }
+
     fn step(&mut self, inputs: Vec<ChangeBatch>) -> Result<ChangeBatch> {
         let input = single(inputs);
         if input.is_empty() {

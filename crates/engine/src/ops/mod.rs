@@ -16,8 +16,9 @@ mod arrangement;
 pub mod filter;
 pub mod join;
 pub mod project;
-pub mod union;
 pub mod topn;
+pub mod union;
+pub mod window_expand;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
@@ -50,6 +51,13 @@ pub trait Operator: Send + std::fmt::Debug {
     /// Replaces the operator's state with one [`Operator::snapshot`] produced.
     fn restore(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
+    }
+
+    /// One line for `eddy run --explain`: what the operator computes and what state it keeps
+    /// (the node adds its key). Operators that do not say more show their type's name.
+    fn explain(&self) -> String {
+        let name = std::any::type_name::<Self>();
+        name.rsplit("::").next().unwrap_or(name).to_string()
     }
 }
 
@@ -87,6 +95,31 @@ impl Node {
             })
             .collect::<Result<Vec<_>>>()?;
         self.operator.step(inputs)
+    }
+
+    /// The tree as indented lines, one per operator with its output key, sources named by
+    /// `source`.
+    pub fn explain(&self, depth: usize, source: &dyn Fn(usize) -> String) -> String {
+        let key: Vec<&str> = self
+            .operator
+            .schema()
+            .fields()
+            .iter()
+            .filter_map(|f| f.name().strip_prefix("__key."))
+            .collect();
+        let indent = "  ".repeat(depth);
+        let mut out = format!(
+            "{indent}{}; key ({})\n",
+            self.operator.explain(),
+            key.join(", ")
+        );
+        for input in &self.inputs {
+            match input {
+                Input::Source(i) => out.push_str(&format!("{indent}  {}\n", source(*i))),
+                Input::Node(node) => out.push_str(&node.explain(depth + 1, source)),
+            }
+        }
+        out
     }
 
     /// The operators in pre-order, for snapshots.

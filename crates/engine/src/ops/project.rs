@@ -36,6 +36,22 @@ impl Operator for ProjectOp {
         &self.schema
     }
 
+    fn explain(&self) -> String {
+        let columns: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|n| !n.starts_with("__key."))
+            .collect();
+        let exprs: Vec<String> = self.exprs.iter().map(ToString::to_string).collect();
+        format!(
+            "Project: ({}) = [{}]; no state",
+            columns.join(", "),
+            exprs.join(", ")
+        )
+    }
+
     fn step(&mut self, inputs: Vec<ChangeBatch>) -> Result<ChangeBatch> {
         let input = single(inputs);
         let rows = input.len();

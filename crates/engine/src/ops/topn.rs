@@ -178,7 +178,10 @@ impl TopNOp {
                     descending: k.descending,
                     nulls_first: k.nulls_first,
                 };
-                Ok(SortField::new_with_options(k.expr.data_type(input)?, options))
+                Ok(SortField::new_with_options(
+                    k.expr.data_type(input)?,
+                    options,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -244,8 +247,9 @@ impl TopNOp {
         if changes.is_empty() {
             return Ok(ChangeBatch::empty(self.schema.clone()));
         }
-        let mut columns: Vec<ArrayRef> =
-            self.values.decode(changes.iter().map(|(e, _, _)| e.values()))?;
+        let mut columns: Vec<ArrayRef> = self
+            .values
+            .decode(changes.iter().map(|(e, _, _)| e.values()))?;
         if self.spec.emit_rank {
             let ranks: UInt64Array = changes.iter().map(|(_, r, _)| Some(*r)).collect();
             columns.push(Arc::new(ranks));
@@ -320,6 +324,10 @@ impl Operator for TopNOp {
         self.build_output(changes)
     }
 
+    fn explain(&self) -> String {
+        self.describe()
+    }
+
     fn snapshot(&self) -> Result<Vec<u8>> {
         let state: Vec<(&RowBytes, Vec<(&Entry, &i64)>)> = self
             .partitions
@@ -341,13 +349,23 @@ impl Operator for TopNOp {
 }
 
 impl TopNOp {
-    /// The selection, the partitioning and what each partition keeps, for `explain`.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let name = if self.spec.partition.is_empty() {
             "TopN".to_string()
         } else {
             format!("TopN per partition ({})", self.spec.rank.name())
         };
-        format!("{name}: {}", self.spec.label)
+        let kept: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .take(self.values.types().len())
+            .map(|f| f.name().clone())
+            .collect();
+        format!(
+            "{name}: {}; state: every input row of each partition, as sort key + row key + ({})",
+            self.spec.label,
+            kept.join(", ")
+        )
     }
 }

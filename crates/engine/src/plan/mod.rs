@@ -14,8 +14,10 @@ pub mod functions;
 mod guards;
 mod join;
 mod scalar;
-mod union;
+pub mod time_windows;
 mod topn;
+mod union;
+mod unnest;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -102,6 +104,7 @@ fn session() -> SessionState {
     // Its rewrite of COUNT(DISTINCT x) into two aggregations is right, but the distinct
     // multiset per group that the aggregate keeps is smaller state.
     ctx.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
+    time_windows::register(&ctx);
     functions::register(&ctx);
     ctx.state()
 }
@@ -111,6 +114,7 @@ fn logical_plan(state: &SessionState, catalog: &Catalog, sql: &str) -> Result<Lo
     let query_error = |e: datafusion::error::DataFusionError| Error::Query(e.strip_backtrace());
     let dialect = state.config_options().sql_parser.dialect;
     let statement = state.sql_to_statement(sql, &dialect).map_err(query_error)?;
+    let statement = time_windows::rewrite(statement)?;
     let context = context::Context::new(state, catalog);
     let options = datafusion::sql::planner::ParserOptions {
         enable_ident_normalization: state.config_options().sql_parser.enable_ident_normalization,
@@ -260,7 +264,7 @@ impl Compiler<'_> {
             LogicalPlan::Union(union) => self.union(union),
             LogicalPlan::Distinct(_) => Err(Error::not_incremental("DISTINCT ON", None)),
             LogicalPlan::Subquery(_) => Err(Error::not_incremental("subqueries", None)),
-            LogicalPlan::Unnest(_) => Err(Error::not_incremental("UNNEST", None)),
+            LogicalPlan::Unnest(unnest) => self.unnest(unnest),
             LogicalPlan::RecursiveQuery(_) => Err(Error::not_incremental(
                 "recursive queries (WITH RECURSIVE)",
                 None,

@@ -23,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::ops::topn::{Rank, SortKey, TopNOp, TopNSpec};
 use crate::ops::{Input, Node};
 
-const RANKED: &str = "only ROW_NUMBER(), RANK() and DENSE_RANK() filtered by `<= n`, `< n` or `= n` are maintained";
+const RANKED: &str =
+    "only ROW_NUMBER(), RANK() and DENSE_RANK() filtered by `<= n`, `< n` or `= n` are maintained";
 
 /// Whether `filter` sits over a window, through projections and aliases.
 pub(super) fn over_window(filter: &Filter) -> bool {

@@ -77,6 +77,9 @@ impl Model {
         let ctx = SessionContext::new_with_config(config);
         // Eddy's SUM (PostgreSQL's result types), so batch and incremental answers agree.
         eddy_engine::plan::functions::register(&ctx);
+        // Flink's TUMBLE/HOP as Eddy rewrites them (the rewrite itself is checked by sql/*.slt).
+        eddy_engine::plan::time_windows::register(&ctx);
+        let sql = eddy_engine::plan::time_windows::rewrite_sql(sql).map_err(|e| e.to_string())?;
         for table in &self.catalog.tables {
             let schema = table.arrow_schema();
             let rows = &self.tables[&table.name];
@@ -108,7 +111,7 @@ impl Model {
             .build()
             .map_err(|e| e.to_string())?;
         let batches = runtime
-            .block_on(async { ctx.sql(sql).await?.collect().await })
+            .block_on(async { ctx.sql(&sql).await?.collect().await })
             .map_err(|e| e.to_string())?;
         let mut rows = Vec::new();
         for batch in batches {
