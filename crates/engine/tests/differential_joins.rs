@@ -102,8 +102,9 @@ struct Sent {
 struct History {
     rng: StdRng,
     model: Model,
-    users: Vec<(i32, Option<&'static str>, Option<&'static str>)>,
-    orders: Vec<(i32, Option<i32>, Option<i32>, Option<&'static str>)>,
+    /// Live primary keys.
+    users: Vec<i32>,
+    orders: Vec<i32>,
     tags: Vec<(Option<i32>, Option<&'static str>)>,
     sent: Vec<Sent>,
 }
@@ -151,8 +152,8 @@ impl History {
             Some(json!({"id": id})),
             Some(envelope(op, Value::Null, after)),
         );
-        self.users.retain(|u| u.0 != id);
-        self.users.push((id, country, plan));
+        self.users.retain(|&u| u != id);
+        self.users.push(id);
         let row = vec![
             ScalarValue::Int32(Some(id)),
             ScalarValue::Utf8(country.map(str::to_string)),
@@ -162,7 +163,7 @@ impl History {
     }
 
     fn delete_user(&mut self, at: usize) {
-        let (id, ..) = self.users.remove(at);
+        let id = self.users.remove(at);
         let before = json!({"id": id, "country": null, "plan": null});
         self.send(
             "app.public.users",
@@ -185,8 +186,8 @@ impl History {
             Some(json!({"id": id})),
             Some(envelope(op, Value::Null, after)),
         );
-        self.orders.retain(|o| o.0 != id);
-        self.orders.push((id, user_id, amount, status));
+        self.orders.retain(|&o| o != id);
+        self.orders.push(id);
         let row = vec![
             ScalarValue::Int32(Some(id)),
             ScalarValue::Int32(user_id),
@@ -197,7 +198,7 @@ impl History {
     }
 
     fn delete_order(&mut self, at: usize) {
-        let (id, ..) = self.orders.remove(at);
+        let id = self.orders.remove(at);
         let before = json!({"id": id, "user_id": null, "amount": null, "status": null});
         self.send(
             "app.public.orders",
@@ -234,11 +235,7 @@ impl History {
         match self.rng.random_range(0..100) {
             0..=14 => {
                 let id = self.rng.random_range(0..8);
-                let op = if self.users.iter().any(|u| u.0 == id) {
-                    "u"
-                } else {
-                    op
-                };
+                let op = if self.users.contains(&id) { "u" } else { op };
                 self.put_user(id, op);
             }
             15..=21 if !self.users.is_empty() => {
@@ -249,7 +246,7 @@ impl History {
                 // A primary-key move: the user's orders now dangle or find another user.
                 let at = self.rng.random_range(0..self.users.len());
                 let new_id = self.rng.random_range(0..8);
-                if self.users.iter().all(|u| u.0 != new_id) {
+                if !self.users.contains(&new_id) {
                     self.delete_user(at);
                     self.put_user(new_id, "c");
                 }
@@ -257,17 +254,13 @@ impl History {
             26..=47 => {
                 let id = self.rng.random_range(0..12);
                 let user_id = self.user_id();
-                let op = if self.orders.iter().any(|o| o.0 == id) {
-                    "u"
-                } else {
-                    op
-                };
+                let op = if self.orders.contains(&id) { "u" } else { op };
                 self.put_order(id, user_id, op);
             }
             48..=57 if !self.orders.is_empty() => {
                 // The order moves to another user (or to none), keeping its key.
                 let at = self.rng.random_range(0..self.orders.len());
-                let id = self.orders[at].0;
+                let id = self.orders[at];
                 let user_id = self.user_id();
                 self.put_order(id, user_id, "u");
             }

@@ -107,17 +107,18 @@ struct Delta {
     null: bool,
 }
 
+/// A stored row's identity: its join key and row bytes.
+type RowId = (Box<[u8]>, Box<[u8]>);
+
 /// Rows of a counted side that a step touched, with their weight and match count before it.
 #[derive(Default)]
-struct Touched(HashMap<(Box<[u8]>, Box<[u8]>), (i64, i64)>);
+struct Touched(HashMap<RowId, (i64, i64)>);
 
 impl Touched {
     fn touch(&mut self, arranged: &Arrangement, key: &[u8], row: &[u8]) {
-        let entry = (Box::from(key), Box::from(row));
-        if !self.0.contains_key(&entry) {
-            let before = arranged.get(key, row).unwrap_or((0, 0));
-            self.0.insert(entry, before);
-        }
+        self.0
+            .entry((Box::from(key), Box::from(row)))
+            .or_insert_with(|| arranged.get(key, row).unwrap_or((0, 0)));
     }
 }
 

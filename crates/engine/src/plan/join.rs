@@ -105,7 +105,7 @@ impl Compiler<'_> {
         };
         let op = JoinOp::new(
             sides,
-            RowCodec::new(key_types)?,
+            RowCodec::for_equality(key_types)?,
             filter,
             output,
             join.null_equality == NullEquality::NullEqualsNull,
