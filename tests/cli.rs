@@ -210,10 +210,10 @@ fn unknown_table_is_named() {
 }
 
 #[test]
-fn join_is_refused() {
+fn join_without_equality_is_refused() {
     assert_query_refused(
-        "SELECT * FROM users u JOIN orders o ON u.id = o.user_id",
-        "JOIN",
+        "SELECT * FROM users u CROSS JOIN orders o",
+        "a join without an equality condition",
     );
 }
 

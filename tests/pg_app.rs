@@ -583,3 +583,32 @@ fn keyless_tables_every_column_decodes() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Joins, subqueries and set operations
+
+/// Every query of fixtures/pg-app/sql/queries.sql, over every variant and batch size, against
+/// PostgreSQL.
+#[test]
+fn join_subquery_and_set_queries_match_postgres() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pg-app/sql/queries.sql"
+    );
+    let text = std::fs::read_to_string(path).expect("queries.sql");
+    let queries: Vec<String> = text
+        .split(';')
+        .map(|q| {
+            let lines: Vec<&str> = q
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect();
+            lines.join("\n").trim().to_string()
+        })
+        .filter(|q| !q.is_empty())
+        .collect();
+    assert!(queries.len() >= 10, "queries.sql holds the join queries");
+    for sql in &queries {
+        assert_matches_postgres(sql);
+    }
+}
