@@ -5,39 +5,46 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use eddy_workload::{Generator, Op};
+use eddy_workload::{Generator, Op, Table};
 use indicatif::ProgressBar;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 /// The changelog as Kafka records, generated before anything is timed.
 pub struct Generated {
-    /// Key and value (`None`: a tombstone).
-    pub records: Vec<(String, Option<String>)>,
+    /// The topics of the changelog's tables, by [`Table`].
+    pub topics: Vec<String>,
+    /// Table, key and value (`None`: a tombstone).
+    pub records: Vec<(Table, String, Option<String>)>,
 }
 
 impl Generated {
     pub fn new(options: eddy_workload::Options, events: u64) -> Self {
         let mut generator = Generator::new(options);
+        let topics = generator
+            .tables()
+            .iter()
+            .map(|&t| generator.topic(t))
+            .collect();
         let mut records = Vec::with_capacity(events as usize * 11 / 10);
         for _ in 0..events {
             let (mut key, mut value) = (String::new(), String::new());
-            let op = generator.next_into(&mut key, &mut value);
-            let tombstone = (op == Op::Delete).then(|| key.clone());
-            records.push((key, Some(value)));
+            let change = generator.next_into(&mut key, &mut value);
+            let tombstone = (change.op == Op::Delete).then(|| key.clone());
+            records.push((change.table, key, Some(value)));
             if let Some(key) = tombstone {
-                records.push((key, None));
+                records.push((change.table, key, None));
             }
         }
-        Self { records }
+        Self { topics, records }
     }
 }
 
-/// Produces every record, at `rate` per second if given, noting when each was sent
-/// (nanoseconds since `clock`) in `sent`, whose index is the record's offset.
+/// Produces every record into its table's topic, at `rate` per second if given, noting when
+/// each was sent (nanoseconds since `clock`) in `sent`, whose index is the record's offset
+/// when there is one topic.
 pub fn produce(
     brokers: &str,
-    topic: &str,
     events: &Generated,
     rate: Option<u64>,
     sent: &[AtomicU64],
@@ -56,13 +63,14 @@ pub fn produce(
         .create()?;
     let progress = ProgressBar::new(events.records.len() as u64);
     let started = Instant::now();
-    for (i, (key, value)) in events.records.iter().enumerate() {
+    for (i, (table, key, value)) in events.records.iter().enumerate() {
         if let Some(rate) = rate {
             let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
             }
         }
+        let topic = &events.topics[*table as usize];
         let mut record = BaseRecord::to(topic).key(key.as_str());
         if let Some(value) = value {
             record = record.payload(value.as_str());

@@ -8,6 +8,7 @@
 mod kafka;
 mod usage;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,16 +18,18 @@ use eddy_engine::{ChangeKind, Pipeline};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use eddy_workload::Table;
+
 use crate::feed::{Feeder, JobArgs, open};
-use crate::generate::{self, GenArgs};
+use crate::generate::{self, GenArgs, Shape};
 use usage::Usage;
 
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
     job: JobArgs,
-    /// A built-in query over the benchmark `orders` table (`q1`, `q2`, `q3`), when no
-    /// `--sql` is given.
+    /// A built-in query over the benchmark tables (`q1`…`q5`; `q4` joins the customers,
+    /// which it generates), when no `--sql` is given.
     #[arg(long, default_value = "q1")]
     query: String,
     /// Generates the changelog with these options when no `--input` is given; `--output`
@@ -61,29 +64,44 @@ struct InProcess {
     /// Resident memory once the query was planned, before any event.
     planned_rss_bytes: u64,
     first_result_ms: Option<f64>,
+    /// Live rows (primary keys) the normalizers keep, over every table the query reads.
     live_keys: usize,
+    /// The same by table.
+    live_keys_by_table: BTreeMap<String, usize>,
     result_rows: i64,
     /// Peak RSS above the baseline, per live key.
     rss_bytes_per_live_key: f64,
-    /// Serialized normalizer state per live key (only the columns the query reads).
+    /// Serialized normalizer state (only the columns the query reads), in all and per live
+    /// key.
+    table_state_bytes: usize,
     state_bytes_per_live_key: f64,
-    /// Serialized operator state per result row (group).
+    /// Serialized operator state (groups, a join's arrangements, a top-N's ranking), in all,
+    /// per live key and per result row (group).
+    operator_state_bytes: usize,
+    operator_bytes_per_live_key: f64,
     state_bytes_per_group: f64,
 }
 
-pub fn bench(args: BenchArgs) -> Result<()> {
+pub fn bench(mut args: BenchArgs) -> Result<()> {
     let (name, sql) = match &args.job.sql {
         Some(sql) => ("custom".to_string(), sql.clone()),
         None => {
-            let (name, sql) = eddy_workload::QUERIES
-                .iter()
-                .find(|(name, _)| *name == args.query)
-                .with_context(|| format!("unknown query {:?}: use q1, q2 or q3", args.query))?;
-            (name.to_string(), sql.to_string())
+            let query = eddy_workload::query(&args.query).with_context(|| {
+                let names: Vec<_> = eddy_workload::QUERIES.iter().map(|q| q.name).collect();
+                format!("unknown query {:?}: use {}", args.query, names.join(", "))
+            })?;
+            args.generate.customers |= query.tables.contains(&Table::Customers);
+            (query.name.to_string(), query.sql.to_string())
         }
     };
     if let Some(brokers) = &args.generate.kafka {
         return kafka::bench(&args, brokers, &name, &sql);
+    }
+    if args.job.input.is_none() && args.generate.customers && args.generate.shape == Shape::Envelope
+    {
+        bail!(
+            "bare envelopes of two tables are two files, and a bench reads one: use --shape kafka"
+        );
     }
     let (input, temporary) = match &args.job.input {
         Some(path) => (path.clone(), false),
@@ -98,7 +116,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     let result = result?;
     eprintln!(
-        "eddy bench {}: {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key",
+        "eddy bench {}: {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key, state {:.0} B/live key in tables + {:.0} in operators",
         result.query,
         result.events,
         result.wall_seconds,
@@ -109,6 +127,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             .first_result_ms
             .map_or("-".into(), |ms| format!("{ms:.1}")),
         result.rss_bytes_per_live_key,
+        result.state_bytes_per_live_key,
+        result.operator_bytes_per_live_key,
     );
     report(&result, args.json.as_deref())
 }
@@ -182,6 +202,11 @@ fn in_process(job: &JobArgs, name: &str, sql: &str, input: PathBuf) -> Result<In
         bail!("{} holds no records", input.display());
     }
     let size = pipeline.state_size()?;
+    let live_keys_by_table = pipeline
+        .kept_rows()
+        .into_iter()
+        .map(|(table, rows)| (table.to_string(), rows))
+        .collect();
     let cpu = end.cpu_seconds - start.cpu_seconds;
     let per = |bytes: f64, count: f64| if count > 0.0 { bytes / count } else { 0.0 };
     let grown = end.peak_rss_bytes.saturating_sub(start.rss_bytes) as f64;
@@ -201,9 +226,13 @@ fn in_process(job: &JobArgs, name: &str, sql: &str, input: PathBuf) -> Result<In
         planned_rss_bytes: planned_rss,
         first_result_ms: first_result.map(|d| d.as_secs_f64() * 1e3),
         live_keys: size.kept_rows,
+        live_keys_by_table,
         result_rows,
         rss_bytes_per_live_key: per(grown, size.kept_rows as f64),
+        table_state_bytes: size.table_bytes,
         state_bytes_per_live_key: per(size.table_bytes as f64, size.kept_rows as f64),
+        operator_state_bytes: size.operator_bytes,
+        operator_bytes_per_live_key: per(size.operator_bytes as f64, size.kept_rows as f64),
         state_bytes_per_group: per(size.operator_bytes as f64, result_rows as f64),
     })
 }
