@@ -36,8 +36,9 @@ def main(out, flink_path):
     print("| query | Eddy events/s | Eddy events/CPU-s | Flink events/CPU-s | ratio | "
           "Eddy peak RSS | Flink peak RSS | ratio | Eddy first result | Flink first result |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name in ("q1", "q2", "q3"):
-        eddy = load(out / f"in-process-{name}.json")
+    for name in ("q1", "q2", "q3", "q4", "q5"):
+        # Q4 reads both tables' Kafka records (shop.jsonl), the others orders' envelopes.
+        eddy = load(out / (f"shop-{name}.json" if name == "q4" else f"in-process-{name}.json"))
         if eddy is None:
             continue
         versus = flink["queries"].get(name.upper())
@@ -60,6 +61,8 @@ def main(out, flink_path):
                    versus["flink"].get("first_result_s") else "-")
         print("| " + " | ".join(row) + " |")
     print()
+    targets(out)
+    print()
     print("| through tansu, Q1 | records/s | bare consumer | latency p50 | p99 | max | "
           "broker alone p50 / p99 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -75,6 +78,25 @@ def main(out, flink_path):
         floor = f"{floor['p50']:.1f} / {floor['p99']:.1f} ms" if floor else "-"
         print(f"| {label}{rate} | {k(run['records_per_second'])} | {bare} | "
               f"{lat['p50']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {floor} |")
+
+
+def targets(out):
+    """Q4 and Q5 against Q1 over the same input, with the state they keep per live row."""
+    print("| query | input | events/s | Q1's on the same input | ratio | live rows | "
+          "table state | operator state |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, input_name, q1_file in (("q4", "shop.jsonl (Kafka records, both tables)", "shop-q1"),
+                                      ("q5", "orders.jsonl (envelopes)", "in-process-q1")):
+        run = load(out / (f"shop-{name}.json" if name == "q4" else f"in-process-{name}.json"))
+        q1 = load(out / f"{q1_file}.json")
+        if run is None or q1 is None:
+            continue
+        rows = ", ".join(f"{table} {k(n)}" for table, n in run["live_keys_by_table"].items())
+        print(f"| {name.upper()} | {input_name} | {k(run['events_per_second'])} | "
+              f"{k(q1['events_per_second'])} | "
+              f"{100 * run['events_per_second'] / q1['events_per_second']:.0f}% | {rows} | "
+              f"{run['state_bytes_per_live_key']:.0f} B/live row | "
+              f"{run['operator_bytes_per_live_key']:.0f} B/live row |")
 
 
 if __name__ == "__main__":
