@@ -321,13 +321,21 @@ fn explain_prints_operators_state_and_keys() {
     };
     assert!(lines[find("orders: keeps (id, amount, status); key (id)")].starts_with("  "));
     let top = find("TopN: ORDER BY ");
-    assert!(lines[top].contains("n DESC NULLS FIRST, "), "{}", lines[top]);
+    assert!(
+        lines[top].contains("n DESC NULLS FIRST, "),
+        "{}",
+        lines[top]
+    );
     assert!(lines[top].contains("rows 1..=2; state: every input row of each partition"));
     assert!(lines[top].ends_with("key (status)"));
     let aggregate = find("Aggregate: group by [status@");
     assert!(lines[aggregate].contains("Count(") && lines[aggregate].contains("Max("));
     let filter = find("Filter: amount@");
-    assert!(lines[filter].ends_with("no state; key (id)"), "{}", lines[filter]);
+    assert!(
+        lines[filter].ends_with("no state; key (id)"),
+        "{}",
+        lines[filter]
+    );
     assert!(top < aggregate && aggregate < filter);
     assert_eq!(lines[find("<- source orders")].trim(), "<- source orders");
     assert_eq!(*lines.last().unwrap(), "result key: (status)");

@@ -412,12 +412,19 @@ fn run_incremental(sql: &str, sent: &[Sent], rng: &mut StdRng) -> Result<Vec<Vec
 }
 
 fn check_case(seed: u64) -> Result<(), String> {
+    check_queries(seed, QUERIES)
+}
+
+/// One random history (from `seed`) checked for each query: folded Eddy output against
+/// DataFusion in batch over the tables the history leaves. Other differential modules run
+/// their queries over these histories.
+pub(crate) fn check_queries(seed: u64, queries: &[&str]) -> Result<(), String> {
     let mut history = History::new(seed);
     let length = history.rng.random_range(0..70);
     for _ in 0..length {
         history.step();
     }
-    for sql in QUERIES {
+    for sql in queries {
         let expected = sorted(history.model.batch_query(sql)?);
         let got = run_incremental(sql, &history.sent, &mut history.rng)?;
         if got != expected {

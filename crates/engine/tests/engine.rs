@@ -3,5 +3,6 @@
 
 mod common;
 mod differential;
+mod differential_topn;
 mod differential_joins;
 mod slt;

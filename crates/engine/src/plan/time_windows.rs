@@ -363,11 +363,15 @@ impl ScalarUDFImpl for HopStarts {
         let mut starts: Vec<i64> = Vec::new();
         let mut offsets = vec![0i32];
         for v in values.iter() {
-            if let Some(t) = v {
-                let mut start = t - t.rem_euclid(slide);
-                while start > t - size {
-                    starts.push(start);
-                    start -= slide;
+            // In i128, so the extreme values (Debezium's infinities) cannot overflow; a window
+            // whose start is not a timestamp is left out.
+            if let Some(t) = v.map(i128::from) {
+                let mut start = t - t.rem_euclid(i128::from(slide));
+                while start > t - i128::from(size) {
+                    if let Ok(start) = i64::try_from(start) {
+                        starts.push(start);
+                    }
+                    start -= i128::from(slide);
                 }
             }
             offsets.push(starts.len() as i32);
