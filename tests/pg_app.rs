@@ -4,7 +4,7 @@
 
 use crate::support::compare::table_mismatches;
 use crate::support::eddy::{Eddy, Folded, text_rows};
-use crate::support::postgres::pg_app;
+use crate::support::postgres::{fixture_queries, pg_app};
 use crate::support::{BATCH_SIZES, TempDir, VARIANTS, events, first, prefix_file, variant_path};
 
 /// Runs `sql` over every variant at every batch size; each result must equal `expected`
@@ -591,24 +591,26 @@ fn keyless_tables_every_column_decodes() {
 /// PostgreSQL.
 #[test]
 fn join_subquery_and_set_queries_match_postgres() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/pg-app/sql/queries.sql"
-    );
-    let text = std::fs::read_to_string(path).expect("queries.sql");
-    let queries: Vec<String> = text
-        .split(';')
-        .map(|q| {
-            let lines: Vec<&str> = q
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect();
-            lines.join("\n").trim().to_string()
-        })
-        .filter(|q| !q.is_empty())
-        .collect();
+    let queries = fixture_queries();
     assert!(queries.len() >= 10, "queries.sql holds the join queries");
     for sql in &queries {
+        assert_matches_postgres(sql);
+    }
+}
+
+/// Every query of fixtures/pg-app/sql/topn.sql (top-N and per-group ranks), over every
+/// variant and batch size, against PostgreSQL.
+#[test]
+fn top_n_queries_match_postgres() {
+    let path = std::path::Path::new(crate::support::FIXTURES).join("sql/topn.sql");
+    let text = std::fs::read_to_string(&path).expect("fixtures/pg-app/sql/topn.sql");
+    let queries: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        .map(|l| l.trim_end_matches(';'))
+        .collect();
+    assert!(queries.len() >= 6, "topn.sql holds the top-N queries");
+    for sql in queries {
         assert_matches_postgres(sql);
     }
 }

@@ -29,6 +29,23 @@ pub const PG_QUERIES: &[&str] = &[
     "SELECT string_agg(md5(i::text), '') FROM generate_series(1, 600) i",
 ];
 
+/// The queries of `fixtures/pg-app/sql/queries.sql` (joins, subqueries, set operations), one
+/// per statement, comment lines left out; PostgreSQL answers them beside [`PG_QUERIES`].
+pub fn fixture_queries() -> Vec<String> {
+    let path = Path::new(FIXTURES).join("sql/queries.sql");
+    let text = std::fs::read_to_string(&path).expect("fixtures/pg-app/sql/queries.sql");
+    text.split(';')
+        .map(|q| {
+            let lines: Vec<&str> = q
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect();
+            lines.join("\n").trim().to_string()
+        })
+        .filter(|q| !q.is_empty())
+        .collect()
+}
+
 /// Tables of the capture database that the tests read row by row.
 const TABLES: &[&str] = &[
     "users",
@@ -127,7 +144,12 @@ pub fn pg_app() -> &'static PgApp {
         server.psql_file("app", &sql.join("workload.sql"));
         let queries = PG_QUERIES
             .iter()
-            .map(|q| (q.to_string(), server.rows("app", q)))
+            .map(|q| q.to_string())
+            .chain(fixture_queries())
+            .map(|q| {
+                let rows = server.rows("app", &q);
+                (q, rows)
+            })
             .collect();
         let tables = TABLES
             .iter()

@@ -14,8 +14,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, new_null_array};
-use datafusion::arrow::compute::{concat, concat_batches};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, UInt32Array, new_null_array,
+};
+use datafusion::arrow::compute::{concat, concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use foldhash::{HashMap, HashMapExt};
@@ -95,6 +97,8 @@ pub struct JoinOp {
     right_nulls: i64,
     /// A pair of rows: left visible, right visible, left key, right key columns.
     pair_schema: SchemaRef,
+    /// Codec of output rows, to net a step's output.
+    output_rows: RowCodec,
     schema: SchemaRef,
 }
 
@@ -150,8 +154,15 @@ impl JoinOp {
         nulls_match: bool,
         pair_schema: SchemaRef,
         schema: SchemaRef,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        let output_rows = RowCodec::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect(),
+        )?;
+        Ok(Self {
             sides,
             keys,
             filter,
@@ -161,8 +172,9 @@ impl JoinOp {
             right_rows: 0,
             right_nulls: 0,
             pair_schema,
+            output_rows,
             schema,
-        }
+        })
     }
 
     /// Which sides keep match counts.
@@ -276,6 +288,31 @@ impl JoinOp {
         }
         let columns = pairs.data.columns()[..width].to_vec();
         pairs.with_columns(self.schema.clone(), columns)
+    }
+
+    /// The batch with equal rows' weights summed and rows of weight zero left out.
+    fn net(&self, batch: ChangeBatch) -> Result<ChangeBatch> {
+        let rows = self
+            .output_rows
+            .encode_rows(batch.data.columns(), batch.len())?;
+        let mut slots: HashMap<&[u8], usize> = HashMap::new();
+        let mut kept: Vec<(u32, i64)> = Vec::new();
+        for (i, &weight) in batch.weights.values().iter().enumerate() {
+            match slots.get(rows.row(i)) {
+                Some(&slot) => kept[slot].1 += weight,
+                None => {
+                    slots.insert(rows.row(i), kept.len());
+                    kept.push((u32::try_from(i).expect("a batch of over 2^32 rows"), weight));
+                }
+            }
+        }
+        kept.retain(|(_, w)| *w != 0);
+        let indices = UInt32Array::from_iter_values(kept.iter().map(|(i, _)| *i));
+        let data = take_record_batch(&batch.data, &indices)?;
+        Ok(ChangeBatch::new(
+            data,
+            kept.iter().map(|(_, w)| *w).collect(),
+        ))
     }
 
     /// Whether each pair satisfies the residual condition (NULL counts as false).
@@ -435,7 +472,15 @@ impl Operator for JoinOp {
         for (side, touched) in touched.into_iter().enumerate() {
             outputs.extend(self.side_output(side, touched, subquery)?);
         }
-        concat_changes(&self.schema, outputs)
+        let out = concat_changes(&self.schema, outputs)?;
+        if deltas.iter().all(|d| !d.is_empty()) {
+            // A pair of the old state that the step retracts again (a new left row with the
+            // right row a right change replaces) must not reach the operators above: their
+            // expressions would be evaluated on a row no state holds (`x / 0` for a count
+            // that was 0 only before the step).
+            return self.net(out);
+        }
+        Ok(out)
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {

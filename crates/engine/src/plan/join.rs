@@ -111,7 +111,7 @@ impl Compiler<'_> {
             join.null_equality == NullEquality::NullEqualsNull,
             pair_schema,
             schema,
-        );
+        )?;
         Ok(Compiled {
             node: Node::new(
                 op,
