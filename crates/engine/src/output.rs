@@ -14,7 +14,7 @@ use std::fmt::Write;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::{FieldRef, i256};
+use datafusion::arrow::datatypes::{FieldRef, TimeUnit, i256};
 use datafusion::common::ScalarValue;
 
 use crate::sink::{ChangeKind, ResultChange};
@@ -216,22 +216,24 @@ fn write_styled(out: &mut String, value: &ScalarValue, style: Style) {
             Ok(())
         }
         V::Date32(Some(days)) => {
-            let date = chrono::NaiveDate::default() + chrono::Duration::days(i64::from(*days));
-            write!(out, "\"{}\"", date.format("%Y-%m-%d"))
+            crate::temporal::write_date(out, *days);
+            Ok(())
         }
-        V::Time32Millisecond(Some(ms)) => write_time(out, i64::from(*ms) * 1_000_000, style),
-        V::Time64Microsecond(Some(us)) => write_time(out, *us * 1_000, style),
-        V::Time64Nanosecond(Some(ns)) => write_time(out, *ns, style),
-        V::TimestampSecond(Some(v), tz) => {
-            write_timestamp(out, v.saturating_mul(1_000_000_000), tz, style)
+        V::Time32Millisecond(Some(v)) => {
+            write_time(out, i64::from(*v), TimeUnit::Millisecond, style)
         }
+        V::Time64Microsecond(Some(v)) => write_time(out, *v, TimeUnit::Microsecond, style),
+        V::Time64Nanosecond(Some(v)) => write_time(out, *v, TimeUnit::Nanosecond, style),
+        V::TimestampSecond(Some(v), tz) => write_timestamp(out, *v, TimeUnit::Second, tz, style),
         V::TimestampMillisecond(Some(v), tz) => {
-            write_timestamp(out, v.saturating_mul(1_000_000), tz, style)
+            write_timestamp(out, *v, TimeUnit::Millisecond, tz, style)
         }
         V::TimestampMicrosecond(Some(v), tz) => {
-            write_timestamp(out, v.saturating_mul(1_000), tz, style)
+            write_timestamp(out, *v, TimeUnit::Microsecond, tz, style)
         }
-        V::TimestampNanosecond(Some(v), tz) => write_timestamp(out, *v, tz, style),
+        V::TimestampNanosecond(Some(v), tz) => {
+            write_timestamp(out, *v, TimeUnit::Nanosecond, tz, style)
+        }
         V::List(list) => {
             write_list(out, list.as_ref(), style);
             Ok(())
@@ -266,35 +268,31 @@ fn write_decimal(out: &mut String, unscaled: i256, scale: i8, style: Style) -> s
     }
 }
 
-fn write_time(out: &mut String, nanos: i64, style: Style) -> std::fmt::Result {
-    // Flink's TIME is milliseconds of the day, whatever the declared precision.
-    let nanos = match style {
-        Style::Iso => nanos,
-        Style::Flink => nanos - nanos.rem_euclid(1_000_000),
-    };
-    let secs = nanos.div_euclid(1_000_000_000);
-    let sub = nanos.rem_euclid(1_000_000_000);
+/// A time of day at its own unit (see [`crate::temporal`]).
+fn write_time(out: &mut String, value: i64, unit: TimeUnit, style: Style) -> std::fmt::Result {
     let start = out.len();
-    match chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, sub as u32) {
-        Some(t) => write!(out, "\"{}\"", t.format("%H:%M:%S%.f"))?,
-        None => write!(out, "{nanos}")?,
-    }
-    if style == Style::Flink {
-        flink::trim_fraction(out, start);
+    match style {
+        Style::Iso => crate::temporal::write_time(out, value, unit),
+        Style::Flink => {
+            // Flink's TIME is milliseconds of the day, whatever the declared precision.
+            let per_milli = (crate::temporal::per_second(unit) / 1_000).max(1);
+            crate::temporal::write_time(out, value - value.rem_euclid(per_milli), unit);
+            flink::trim_fraction(out, start);
+        }
     }
     Ok(())
 }
 
+/// A timestamp at its own unit, never through nanoseconds (see [`crate::temporal`]).
 fn write_timestamp(
     out: &mut String,
-    nanos: i64,
+    value: i64,
+    unit: TimeUnit,
     tz: &Option<std::sync::Arc<str>>,
     style: Style,
 ) -> std::fmt::Result {
-    let t = chrono::DateTime::from_timestamp_nanos(nanos);
-    let zone = if tz.is_some() { "Z" } else { "" };
     let start = out.len();
-    write!(out, "\"{}{zone}\"", t.format("%Y-%m-%dT%H:%M:%S%.f"))?;
+    crate::temporal::write_timestamp(out, value, unit, tz.is_some());
     if style == Style::Flink {
         flink::sql_timestamp(out, start);
     }
