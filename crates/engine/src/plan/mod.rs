@@ -12,6 +12,7 @@
 mod context;
 pub mod functions;
 mod guards;
+mod in_nulls;
 mod join;
 mod scalar;
 pub mod time_windows;
@@ -70,6 +71,7 @@ pub fn plan(catalog: &Catalog, sql: &str) -> Result<Plan> {
     let state = session();
     let logical = logical_plan(&state, catalog, sql)?;
     refuse_time_dependent(&logical)?;
+    in_nulls::refuse_unknown_in(&logical)?;
     let optimized = state
         .optimize(&logical)
         .map_err(|e| Error::Query(e.strip_backtrace()))?;
