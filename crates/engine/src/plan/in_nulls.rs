@@ -78,11 +78,10 @@ fn visit(expr: &Expr, position: Position, schema: &DFSchemaRef, found: &mut Opti
             visit(&b.right, Position::Disjunct, schema, found);
         }
         Expr::InSubquery(in_subquery) => {
-            let exact = match (in_subquery.negated, position) {
-                (false, Position::Conjunct | Position::Disjunct) => true,
-                (true, Position::Conjunct) => true,
-                _ => false,
-            };
+            let exact = matches!(
+                (in_subquery.negated, position),
+                (false, Position::Conjunct | Position::Disjunct) | (true, Position::Conjunct)
+            );
             if !exact && may_be_null(in_subquery, schema) {
                 let what = if in_subquery.negated { "NOT IN" } else { "IN" };
                 *found = Some(format!(
