@@ -44,6 +44,9 @@ impl Operator for ProjectOp {
             .map(|f| f.name().as_str())
             .filter(|n| !n.starts_with("__key."))
             .collect();
+        if self.exprs.is_empty() {
+            return format!("Project: ({}) as read; no state", columns.join(", "));
+        }
         let exprs: Vec<String> = self.exprs.iter().map(ToString::to_string).collect();
         format!(
             "Project: ({}) = [{}]; no state",
