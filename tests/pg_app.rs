@@ -597,20 +597,3 @@ fn join_subquery_and_set_queries_match_postgres() {
         assert_matches_postgres(sql);
     }
 }
-
-/// Every query of fixtures/pg-app/sql/topn.sql (top-N and per-group ranks), over every
-/// variant and batch size, against PostgreSQL.
-#[test]
-fn top_n_queries_match_postgres() {
-    let path = std::path::Path::new(crate::support::FIXTURES).join("sql/topn.sql");
-    let text = std::fs::read_to_string(&path).expect("fixtures/pg-app/sql/topn.sql");
-    let queries: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
-        .map(|l| l.trim_end_matches(';'))
-        .collect();
-    assert!(queries.len() >= 6, "topn.sql holds the top-N queries");
-    for sql in queries {
-        assert_matches_postgres(sql);
-    }
-}
