@@ -585,14 +585,15 @@ fn keyless_tables_every_column_decodes() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Joins, subqueries and set operations
+// Joins, subqueries, set operations and top-N
 
-/// Every query of fixtures/pg-app/sql/queries.sql, over every variant and batch size, against
-/// PostgreSQL.
+/// Every query of fixtures/pg-app/sql/queries.sql and topn.sql, over every variant and batch
+/// size, against PostgreSQL.
 #[test]
-fn join_subquery_and_set_queries_match_postgres() {
+fn join_subquery_set_and_topn_queries_match_postgres() {
     let queries = fixture_queries();
-    assert!(queries.len() >= 10, "queries.sql holds the join queries");
+    assert!(queries.len() >= 16, "queries.sql and topn.sql hold the queries");
+    assert!(queries.iter().any(|q| q.contains("DENSE_RANK")), "topn.sql is read");
     for sql in &queries {
         assert_matches_postgres(sql);
     }

@@ -29,20 +29,30 @@ pub const PG_QUERIES: &[&str] = &[
     "SELECT string_agg(md5(i::text), '') FROM generate_series(1, 600) i",
 ];
 
-/// The queries of `fixtures/pg-app/sql/queries.sql` (joins, subqueries, set operations), one
-/// per statement, comment lines left out; PostgreSQL answers them beside [`PG_QUERIES`].
+/// The files of queries over the capture database that PostgreSQL answers beside
+/// [`PG_QUERIES`]: joins, subqueries and set operations; top-N.
+pub const FIXTURE_QUERY_FILES: &[&str] = &["queries.sql", "topn.sql"];
+
+/// The queries of [`FIXTURE_QUERY_FILES`] in `fixtures/pg-app/sql`, one per statement,
+/// comment lines left out.
 pub fn fixture_queries() -> Vec<String> {
-    let path = Path::new(FIXTURES).join("sql/queries.sql");
-    let text = std::fs::read_to_string(&path).expect("fixtures/pg-app/sql/queries.sql");
-    text.split(';')
-        .map(|q| {
-            let lines: Vec<&str> = q
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect();
-            lines.join("\n").trim().to_string()
+    FIXTURE_QUERY_FILES
+        .iter()
+        .flat_map(|file| {
+            let path = Path::new(FIXTURES).join("sql").join(file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            text.split(';')
+                .map(|q| {
+                    let lines: Vec<&str> = q
+                        .lines()
+                        .filter(|l| !l.trim_start().starts_with("--"))
+                        .collect();
+                    lines.join("\n").trim().to_string()
+                })
+                .filter(|q| !q.is_empty())
+                .collect::<Vec<_>>()
         })
-        .filter(|q| !q.is_empty())
         .collect()
 }
 
