@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, new_null_array};
+use datafusion::arrow::compute::is_not_null;
+use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
@@ -92,9 +94,11 @@ impl RowCodec {
         }
         let parser = self.converter.parser();
         let rows: Vec<&[u8]> = rows.into_iter().collect();
-        Ok(self
-            .converter
-            .convert_rows(rows.iter().map(|bytes| parser.parse(bytes)))?)
+        self.converter
+            .convert_rows(rows.iter().map(|bytes| parser.parse(bytes)))?
+            .into_iter()
+            .map(zero_null_slots)
+            .collect()
     }
 
     /// Encodes one row of scalars. A row of no columns is empty bytes: all such rows are equal.
@@ -117,6 +121,19 @@ impl RowCodec {
             .map(|column| Ok(ScalarValue::try_from_array(column, 0)?))
             .collect()
     }
+}
+
+/// A temporal column with its null slots holding 0. Arrow's row format decodes a null
+/// integer as `i64::MIN` (its sign-flipped zero bytes), and DataFusion's date functions
+/// compute on null slots too (`date_trunc` subtracts from them): near `i64::MIN` that
+/// overflows, which debug builds abort on.
+fn zero_null_slots(column: ArrayRef) -> Result<ArrayRef> {
+    if column.null_count() == 0 || !crate::temporal::is_temporal(column.data_type()) {
+        return Ok(column);
+    }
+    let valid = is_not_null(&column)?;
+    let nulls = new_null_array(column.data_type(), column.len());
+    Ok(zip(&valid, &column, &nulls)?)
 }
 
 /// A float column with `-0.0` as `0.0` and every NaN as the one canonical NaN; any other
