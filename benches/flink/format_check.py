@@ -69,6 +69,7 @@ class Query:
 # after the expression (`count(*)`), so the aliases decide the names in both.
 QUERIES = [
     Query("groups", "SELECT country, status, COUNT(*) AS n, SUM(amount) AS total, "
+                    "SUM(user_id) AS users_summed, "
                     "MIN(amount) AS lo, MAX(updated_at) AS latest "
                     "FROM orders GROUP BY country, status", ["country", "status"]),
     Query("global", "SELECT COUNT(*) AS n, SUM(amount) AS summed FROM orders", [],

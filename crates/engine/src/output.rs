@@ -261,6 +261,11 @@ fn write_decimal(out: &mut String, unscaled: i256, scale: i8, style: Style) -> s
             "{}",
             crate::decimal::format(unscaled, i32::from(scale))
         ),
+        // A decimal of scale 0 is what SUM of integers gives (exact, as PostgreSQL's); the
+        // job Eddy replaces summed integers into Flink's BIGINT, written as plain digits, so
+        // that is what its consumers parse. A DECIMAL(p,0) column is written so too, where
+        // Flink would write `1.2E+3`.
+        Style::Flink if scale == 0 => write!(out, "{unscaled}"),
         Style::Flink => {
             flink::write_decimal(out, unscaled, i32::from(scale));
             Ok(())
@@ -478,8 +483,6 @@ mod tests {
             (-10, 2, "-0.1"),
             (1000, 2, "1E+1"),
             (-120000, 2, "-1.2E+3"),
-            (100, 0, "1E+2"),
-            (12300, 0, "1.23E+4"),
             (100_000_000_000, 18, "1E-7"),
             (1, 6, "0.000001"),
             (-123, 7, "-0.0000123"),
@@ -497,6 +500,9 @@ mod tests {
             flink(ScalarValue::Decimal256(Some(i256::from_i128(-2550)), 76, 2)),
             "-25.5"
         );
+        // Scale 0, a SUM of integers: digits, as Flink writes the BIGINT its SUM gave.
+        assert_eq!(flink(decimal(1200, 0)), "1200");
+        assert_eq!(flink(decimal(-27670116110564327421, 0)), "-27670116110564327421");
         assert_eq!(iso(decimal(120000, 2)), "1200.00");
     }
 
