@@ -592,8 +592,14 @@ fn keyless_tables_every_column_decodes() {
 #[test]
 fn join_subquery_set_and_topn_queries_match_postgres() {
     let queries = fixture_queries();
-    assert!(queries.len() >= 16, "queries.sql and topn.sql hold the queries");
-    assert!(queries.iter().any(|q| q.contains("DENSE_RANK")), "topn.sql is read");
+    assert!(
+        queries.len() >= 16,
+        "queries.sql and topn.sql hold the queries"
+    );
+    assert!(
+        queries.iter().any(|q| q.contains("DENSE_RANK")),
+        "topn.sql is read"
+    );
     for sql in &queries {
         assert_matches_postgres(sql);
     }

@@ -502,7 +502,10 @@ mod tests {
         );
         // Scale 0, a SUM of integers: digits, as Flink writes the BIGINT its SUM gave.
         assert_eq!(flink(decimal(1200, 0)), "1200");
-        assert_eq!(flink(decimal(-27670116110564327421, 0)), "-27670116110564327421");
+        assert_eq!(
+            flink(decimal(-27670116110564327421, 0)),
+            "-27670116110564327421"
+        );
         assert_eq!(iso(decimal(120000, 2)), "1200.00");
     }
 

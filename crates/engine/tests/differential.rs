@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::common::{Folded, Model, sorted};
+use crate::common::{Folded, Model, run_cases, sorted};
 
 const SCHEMA: &str = r#"
 datasource db { provider = "postgresql" url = env("DATABASE_URL") }
@@ -445,20 +445,5 @@ pub(crate) fn check_queries(seed: u64, queries: &[&str]) -> Result<(), String> {
 
 #[test]
 fn random_changelogs_fold_to_batch_results() {
-    let seeds: Vec<u64> = match std::env::var("EDDY_DIFF_SEED") {
-        Ok(seed) => vec![seed.parse().expect("EDDY_DIFF_SEED is a number")],
-        Err(_) => {
-            let cases: u64 = std::env::var("EDDY_DIFF_CASES")
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(300);
-            let base: u64 = rand::random();
-            (0..cases).map(|i| base.wrapping_add(i)).collect()
-        }
-    };
-    for seed in seeds {
-        if let Err(failure) = check_case(seed) {
-            panic!("case EDDY_DIFF_SEED={seed} failed:\n{failure}");
-        }
-    }
+    run_cases(300, check_case);
 }

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
-use crate::common::{Folded, Model, sorted};
+use crate::common::{Folded, Model, run_cases, sorted};
 use crate::differential::check_queries;
 
 const QUERIES: &[&str] = &[
@@ -122,20 +122,7 @@ fn check_windows(seed: u64) -> Result<(), String> {
 
 #[test]
 fn random_changelogs_fold_to_batch_top_n_and_windows() {
-    let seeds: Vec<u64> = match std::env::var("EDDY_DIFF_SEED") {
-        Ok(seed) => vec![seed.parse().expect("EDDY_DIFF_SEED is a number")],
-        Err(_) => {
-            let cases: u64 = std::env::var("EDDY_DIFF_CASES")
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(80);
-            let base: u64 = rand::random();
-            (0..cases).map(|i| base.wrapping_add(i)).collect()
-        }
-    };
-    for seed in seeds {
-        if let Err(failure) = check_queries(seed, QUERIES).and_then(|()| check_windows(seed)) {
-            panic!("case EDDY_DIFF_SEED={seed} failed:\n{failure}");
-        }
-    }
+    run_cases(80, |seed| {
+        check_queries(seed, QUERIES).and_then(|()| check_windows(seed))
+    });
 }

@@ -3,6 +3,6 @@
 
 mod common;
 mod differential;
-mod differential_topn;
 mod differential_joins;
+mod differential_topn;
 mod slt;

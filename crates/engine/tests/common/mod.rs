@@ -200,3 +200,25 @@ impl Folded {
         sorted(self.rows.values().cloned())
     }
 }
+
+/// Runs a differential check per seed: the one `EDDY_DIFF_SEED` names, else `EDDY_DIFF_CASES`
+/// (default `default_cases`) consecutive seeds from a random base; the first failure panics
+/// with the seed that replays it.
+pub fn run_cases(default_cases: u64, check: impl Fn(u64) -> Result<(), String>) {
+    let seeds: Vec<u64> = match std::env::var("EDDY_DIFF_SEED") {
+        Ok(seed) => vec![seed.parse().expect("EDDY_DIFF_SEED is a number")],
+        Err(_) => {
+            let cases: u64 = std::env::var("EDDY_DIFF_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(default_cases);
+            let base: u64 = rand::random();
+            (0..cases).map(|i| base.wrapping_add(i)).collect()
+        }
+    };
+    for seed in seeds {
+        if let Err(failure) = check(seed) {
+            panic!("case EDDY_DIFF_SEED={seed} failed:\n{failure}");
+        }
+    }
+}
