@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use crate::support::eddy::text_rows;
+use crate::support::eddy::{plain_numbers, text_rows};
 use crate::support::kafka::{Broker, fold_debezium};
 use crate::support::postgres::PgServer;
 use crate::support::server::Server;
@@ -180,8 +180,8 @@ fn debezium_from_a_live_postgres_through_kafka_matches_postgres() {
     let mut expected = pg.rows("app", COUNT_AND_SUM);
     expected.sort();
     assert_eq!(
-        text_rows(&folded),
-        expected,
+        plain_numbers(text_rows(&folded)),
+        plain_numbers(expected),
         "folded output topic `{ENVIRONMENT}` (left) vs PostgreSQL (right)\nserver log:\n{}",
         server.log()
     );

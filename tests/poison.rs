@@ -11,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::service::{captured_records, create_job};
-use crate::support::eddy::text_rows;
+use crate::support::eddy::{plain_numbers, text_rows};
 use crate::support::kafka::{Broker, Received, fold_debezium};
 use crate::support::postgres::pg_app;
 use crate::support::server::Server;
@@ -137,8 +137,8 @@ fn an_oversized_event_and_a_poison_pill_do_not_stop_the_job() {
     // Three tries of the whole batch, then one record by record that finds the culprit.
     assert_eq!(status["restarts"], 4, "{status}");
     assert_eq!(
-        text_rows(&fold_debezium(&broker.read_all(environment))),
-        expected_answer(),
+        plain_numbers(text_rows(&fold_debezium(&broker.read_all(environment)))),
+        plain_numbers(expected_answer()),
         "folded output topic vs PostgreSQL"
     );
 
@@ -222,8 +222,8 @@ fn a_dead_letter_topic_that_refuses_writes_does_not_stop_the_job() {
     assert_eq!(status["poisonPills"], 0, "{status}");
     assert_eq!(status["restarts"], 0, "{status}");
     assert_eq!(
-        text_rows(&fold_debezium(&broker.read_all(environment))),
-        expected_answer(),
+        plain_numbers(text_rows(&fold_debezium(&broker.read_all(environment)))),
+        plain_numbers(expected_answer()),
         "folded output topic vs PostgreSQL"
     );
     assert!(
@@ -364,8 +364,8 @@ fn a_flood_of_malformed_records_is_dead_lettered_and_counted_exactly() {
     assert_eq!(status["recordsIn"], orders, "{status}");
     assert_eq!(status["restarts"], 0, "{status}");
     assert_eq!(
-        text_rows(&fold_debezium(&broker.read_all(environment))),
-        expected_answer(),
+        plain_numbers(text_rows(&fold_debezium(&broker.read_all(environment)))),
+        plain_numbers(expected_answer()),
         "folded output topic vs PostgreSQL"
     );
 }

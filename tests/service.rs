@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::support::eddy::text_rows;
+use crate::support::eddy::{plain_numbers, text_rows};
 use crate::support::kafka::{Broker, fold_debezium, fold_upsert};
 use crate::support::postgres::pg_app;
 use crate::support::server::Server;
@@ -149,8 +149,8 @@ fn create_job_over_kafka_matches_postgres_and_delete_job_stops_it() {
     let mut expected = pg_app().query(COUNT_AND_SUM).to_vec();
     expected.sort();
     assert_eq!(
-        text_rows(&folded),
-        expected,
+        plain_numbers(text_rows(&folded)),
+        plain_numbers(expected),
         "folded output topic vs PostgreSQL"
     );
 
@@ -243,8 +243,8 @@ fn kill_9_at_random_points_folds_to_the_uninterrupted_output() {
     let uninterrupted = fold_debezium(&broker.read_all("steady"));
     let uninterrupted_paid = fold_debezium(&broker.read_all("steady.paid"));
     assert_eq!(
-        text_rows(&uninterrupted),
-        count_and_sum_by_status(&final_rows),
+        plain_numbers(text_rows(&uninterrupted)),
+        plain_numbers(count_and_sum_by_status(&final_rows)),
         "uninterrupted run vs the workload's own answer"
     );
 
