@@ -3,7 +3,7 @@
 //! (schema.sql then workload.sql, loaded into a private server).
 
 use crate::support::compare::table_mismatches;
-use crate::support::eddy::{Eddy, Folded, text_rows};
+use crate::support::eddy::{Eddy, Folded, fold_debezium_lines, plain_numbers, text_rows};
 use crate::support::postgres::{fixture_queries, pg_app};
 use crate::support::{BATCH_SIZES, TempDir, VARIANTS, events, first, prefix_file, variant_path};
 
@@ -603,4 +603,30 @@ fn join_subquery_set_and_topn_queries_match_postgres() {
     for sql in &queries {
         assert_matches_postgres(sql);
     }
+}
+
+/// The same queries in the `debezium` format (Flink's retract pairs, Flink's spellings of
+/// numbers), one event per batch so every intermediate change is published: folded, each
+/// equals PostgreSQL's answer.
+#[test]
+fn join_subquery_set_and_topn_queries_match_postgres_in_debezium_format() {
+    let mut failures = Vec::new();
+    for sql in fixture_queries() {
+        let expected = plain_numbers(pg_app().query(&sql).to_vec());
+        let eddy = Eddy::new(&sql, variant_path(VARIANTS[0]))
+            .batch_size(Some(1))
+            .arg("--format")
+            .arg("debezium");
+        let run = eddy.run();
+        run.assert_success(&eddy);
+        match fold_debezium_lines(&run.stdout) {
+            Ok(rows) if plain_numbers(rows.clone()) == expected => {}
+            Ok(rows) => failures.push(format!(
+                "{}\n    eddy:       {rows:?}\n    PostgreSQL: {expected:?}",
+                eddy.describe()
+            )),
+            Err(e) => failures.push(format!("{}: {e}", eddy.describe())),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -286,6 +286,39 @@ pub fn fold(stdout: &str) -> Result<Folded, String> {
     Ok(result)
 }
 
+/// Folds `debezium`-format lines as a multiset of rows: a `c` adds its `after`, a `d` takes
+/// one equal `before` away (an error when there is none: eddy would be deleting a row it never
+/// emitted). Rows as [`Fields::texts`] spells them, sorted.
+pub fn fold_debezium_lines(stdout: &str) -> Result<Vec<Vec<String>>, String> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        before: Option<Fields>,
+        after: Option<Fields>,
+        op: String,
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (i, line) in stdout.lines().enumerate() {
+        let envelope: Envelope = serde_json::from_str(line)
+            .map_err(|e| format!("output line {} is not debezium-json ({e}): {line}", i + 1))?;
+        match (envelope.op.as_str(), envelope.before, envelope.after) {
+            ("c", None, Some(after)) => rows.push(after.texts()),
+            ("d", Some(before), None) => {
+                let before = before.texts();
+                let at = rows.iter().position(|r| *r == before).ok_or_else(|| {
+                    format!(
+                        "output line {} deletes a row not in the result: {line}",
+                        i + 1
+                    )
+                })?;
+                rows.swap_remove(at);
+            }
+            _ => return Err(format!("output line {} is not a c or a d: {line}", i + 1)),
+        }
+    }
+    rows.sort();
+    Ok(rows)
+}
+
 /// Rows with every number spelled plainly and without trailing fractional zeros (`25.50`,
 /// `25.5` and `2.55E+1` are all `25.5`), sorted: the `debezium` format spells decimals as
 /// Flink does, PostgreSQL at their scale, and the two answers compare so.
