@@ -200,7 +200,7 @@ fn a_dead_letter_topic_that_refuses_writes_does_not_stop_the_job() {
     let id = create_job(&server, environment, COUNT_AND_SUM, None);
 
     let template = order_insert(&records, environment);
-    let truncated = template.to_string()[..40].as_bytes().to_vec();
+    let truncated = template.to_string().as_bytes()[..40].to_vec();
     let middle = records.len() / 2;
     records.insert(middle, (orders_topic(environment), None, Some(truncated)));
     records.insert(
@@ -252,7 +252,7 @@ fn malformed(rng: &mut StdRng, template: &Value, environment: &str, n: usize) ->
     match n % KINDS {
         // Random bytes; now and then none at all, or only whitespace: a blank value is no
         // tombstone (that is a null value) and must be counted like any other.
-        0 if n % 600 == 0 => (topic, None, Some(Vec::new())),
+        0 if n.is_multiple_of(600) => (topic, None, Some(Vec::new())),
         0 if n % 600 == 300 => (topic, None, Some(b" \n\t".to_vec())),
         0 => {
             let len = rng.random_range(1..512);
