@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use eddy_engine::{ChangeKind, Pipeline};
+use eddy_engine::{ChangeKind, Pipeline, StateUsage};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -80,6 +80,8 @@ struct InProcess {
     operator_state_bytes: usize,
     operator_bytes_per_live_key: f64,
     state_bytes_per_group: f64,
+    /// Each join side's rows, heap bytes, and bytes of the values it keeps.
+    operator_states: Vec<StateUsage>,
 }
 
 pub fn bench(mut args: BenchArgs) -> Result<()> {
@@ -130,6 +132,18 @@ pub fn bench(mut args: BenchArgs) -> Result<()> {
         result.state_bytes_per_live_key,
         result.operator_bytes_per_live_key,
     );
+    for part in &result.operator_states {
+        let per_row = |bytes: usize| bytes as f64 / part.rows.max(1) as f64;
+        eprintln!(
+            "  {}: {} rows, {:.1} B/row allocated = {:.2}x its {:.1} B/row of values ({:.1} B/row as Arrow columns)",
+            part.part,
+            part.rows,
+            per_row(part.allocated_bytes),
+            part.allocated_bytes as f64 / part.value_bytes.max(1) as f64,
+            per_row(part.value_bytes),
+            per_row(part.column_bytes),
+        );
+    }
     report(&result, args.json.as_deref())
 }
 
@@ -234,5 +248,6 @@ fn in_process(job: &JobArgs, name: &str, sql: &str, input: PathBuf) -> Result<In
         operator_state_bytes: size.operator_bytes,
         operator_bytes_per_live_key: per(size.operator_bytes as f64, size.kept_rows as f64),
         state_bytes_per_group: per(size.operator_bytes as f64, result_rows as f64),
+        operator_states: pipeline.state_usage()?,
     })
 }

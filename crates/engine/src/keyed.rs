@@ -9,6 +9,8 @@
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+
+use crate::memory;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -26,6 +28,13 @@ pub enum Upsert {
     Unchanged,
     /// The row replaced this one.
     Replaced(Vec<u8>),
+}
+
+/// What [`KeyedRows::write`] did, the old row having been shown to its caller.
+enum Written {
+    Inserted,
+    Unchanged,
+    Replaced,
 }
 
 #[derive(Default)]
@@ -68,6 +77,13 @@ impl KeyedRows {
         self.offsets.is_empty()
     }
 
+    /// The heap bytes held: the arena's buffer (garbage and spare capacity included) and the
+    /// offsets' hash table.
+    pub fn allocated_bytes(&self) -> usize {
+        memory::allocation(self.arena.capacity())
+            + memory::hash_table(self.offsets.capacity(), size_of::<usize>())
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -93,6 +109,21 @@ impl KeyedRows {
 
     /// Stores `row` under `key`.
     pub fn upsert(&mut self, key: &[u8], row: &[u8]) -> Upsert {
+        let mut replaced = None;
+        match self.write(key, row, |old| replaced = Some(old.to_vec())) {
+            Written::Inserted => Upsert::Inserted,
+            Written::Unchanged => Upsert::Unchanged,
+            Written::Replaced => Upsert::Replaced(replaced.expect("write saw the old row")),
+        }
+    }
+
+    /// Stores `row` under `key`, without copying out what it replaces.
+    pub fn set(&mut self, key: &[u8], row: &[u8]) {
+        self.write(key, row, |_| ());
+    }
+
+    /// Stores `row` under `key`; `replaced` sees the old row before it is overwritten.
+    fn write(&mut self, key: &[u8], row: &[u8], replaced: impl FnOnce(&[u8])) -> Written {
         let hash = self.hash(key);
         let Self {
             arena,
@@ -105,22 +136,23 @@ impl KeyedRows {
             None => {
                 let offset = Self::append(arena, key, row);
                 offsets.insert_unique(hash, offset, |&o| hasher.hash_one(entry(arena, o).0));
-                Upsert::Inserted
+                Written::Inserted
             }
             Some(offset) => {
                 let (_, old) = entry(arena, *offset);
                 if old == row {
-                    return Upsert::Unchanged;
+                    return Written::Unchanged;
                 }
-                let old = old.to_vec();
-                if old.len() == row.len() {
+                let old_len = old.len();
+                replaced(old);
+                if old_len == row.len() {
                     let start = *offset + HEADER + key.len();
                     arena[start..start + row.len()].copy_from_slice(row);
                 } else {
-                    *garbage += HEADER + key.len() + old.len();
+                    *garbage += HEADER + key.len() + old_len;
                     *offset = Self::append(arena, key, row);
                 }
-                Upsert::Replaced(old)
+                Written::Replaced
             }
         };
         self.compact_if_wasteful();
@@ -168,7 +200,8 @@ impl KeyedRows {
         self.garbage = 0;
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    /// Every key with its row.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.offsets.iter().map(|&o| entry(&self.arena, o))
     }
 }

@@ -24,6 +24,7 @@ pub mod debezium;
 mod decimal;
 pub mod error;
 mod keyed;
+pub mod memory;
 pub mod normalize;
 pub mod ops;
 pub mod output;
@@ -35,6 +36,7 @@ pub mod sink;
 pub mod temporal;
 
 pub use error::{Error, Result};
+pub use memory::StateUsage;
 pub use output::{Encoder, Format};
 pub use pipeline::{JobSpec, Pipeline, Record, RejectedEvent};
 pub use sink::{ChangeKind, ResultChange};

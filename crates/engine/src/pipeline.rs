@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic};
 use crate::error::{Error, Result};
+use crate::memory::StateUsage;
 use crate::normalize::{Normalizer, TableState};
 use crate::ops::Node;
 use crate::plan;
@@ -230,6 +231,16 @@ impl Pipeline {
             size.operator_bytes += op.snapshot()?.len();
         }
         Ok(size)
+    }
+
+    /// What each measured part of the operators' state holds and costs (each join side), in
+    /// the plan's pre-order.
+    pub fn state_usage(&self) -> Result<Vec<StateUsage>> {
+        let mut parts = Vec::new();
+        for op in self.root.operators() {
+            parts.extend(op.state_usage()?);
+        }
+        Ok(parts)
     }
 
     /// The incremental plan as text: each source table with the columns its normalizer keeps,

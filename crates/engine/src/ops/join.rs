@@ -27,6 +27,7 @@ use super::Operator;
 use super::arrangement::Arrangement;
 use crate::change::ChangeBatch;
 use crate::error::{Error, Result};
+use crate::memory::StateUsage;
 use crate::rows::RowCodec;
 
 /// One input of a join.
@@ -162,7 +163,7 @@ impl JoinOp {
                 .map(|f| f.data_type().clone())
                 .collect(),
         )?;
-        Ok(Self {
+        let mut join = Self {
             sides,
             keys,
             filter,
@@ -174,7 +175,9 @@ impl JoinOp {
             pair_schema,
             output_rows,
             schema,
-        })
+        };
+        join.arranged = join.counted().map(Arrangement::new);
+        Ok(join)
     }
 
     /// Which sides keep match counts.
@@ -481,6 +484,45 @@ impl Operator for JoinOp {
             return self.net(out);
         }
         Ok(out)
+    }
+
+    fn state_usage(&self) -> Result<Vec<StateUsage>> {
+        let (lv, rv) = (self.sides[0].visible, self.sides[1].visible);
+        let names = |range: std::ops::Range<usize>| {
+            let names: Vec<&str> = self.pair_schema.fields()[range]
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            names.join(", ")
+        };
+        let labels = [
+            format!("join left ({})", names(0..lv)),
+            format!("join right ({})", names(lv..lv + rv)),
+        ];
+        labels
+            .into_iter()
+            .enumerate()
+            .map(|(side, part)| {
+                let arranged = &self.arranged[side];
+                let (rows, allocated_bytes, value_bytes) = arranged.usage();
+                let stored: Vec<&[u8]> = arranged.iter().map(|(_, e)| e.row).collect();
+                let mut column_bytes = 0;
+                for chunk in stored.chunks(1 << 16) {
+                    let columns = self.decode(side, chunk.iter().copied())?;
+                    column_bytes += columns
+                        .iter()
+                        .map(|c| c.get_array_memory_size())
+                        .sum::<usize>();
+                }
+                Ok(StateUsage {
+                    part,
+                    rows,
+                    allocated_bytes,
+                    value_bytes,
+                    column_bytes,
+                })
+            })
+            .collect()
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {

@@ -24,6 +24,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 use crate::change::ChangeBatch;
 use crate::error::Result;
+use crate::memory::StateUsage;
 
 /// An incremental operator over Z-set change batches.
 ///
@@ -51,6 +52,12 @@ pub trait Operator: Send + std::fmt::Debug {
     /// Replaces the operator's state with one [`Operator::snapshot`] produced.
     fn restore(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
+    }
+
+    /// What each part of the state holds and costs (a join's two sides, a top-N's ranking),
+    /// for `eddy bench`; operators whose state is measured by its snapshot alone give none.
+    fn state_usage(&self) -> Result<Vec<StateUsage>> {
+        Ok(Vec::new())
     }
 
     /// One line for `eddy run --explain`: what the operator computes and what state it keeps

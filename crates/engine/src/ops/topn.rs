@@ -15,7 +15,7 @@
 //! when the rank is a column, a row whose rank changes is updated.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, UInt64Array};
@@ -124,8 +124,26 @@ impl PartialOrd for Entry {
     }
 }
 
-/// A partition's rows with their weights (1 for a present keyed row).
+/// A partition's rows with their weights (1 for a present keyed row); none has weight 0.
 type Partition = BTreeMap<Entry, i64>;
+
+/// Adds `weight` to an entry, removing it when its weight reaches 0: a step costs the rows it
+/// changes, not a walk of the whole partition.
+fn apply(partition: &mut Partition, entry: Entry, weight: i64) {
+    match partition.entry(entry) {
+        btree_map::Entry::Occupied(mut stored) => {
+            *stored.get_mut() += weight;
+            if *stored.get() == 0 {
+                stored.remove();
+            }
+        }
+        btree_map::Entry::Vacant(slot) => {
+            if weight != 0 {
+                slot.insert(weight);
+            }
+        }
+    }
+}
 
 /// A selected row: its entry, its rank and how many of its copies are selected.
 type Selected = (Entry, u64, i64);
@@ -304,9 +322,8 @@ impl Operator for TopNOp {
             let mut partition = self.partitions.remove(partition_key).unwrap_or_default();
             for &row in &touched[partition_key] {
                 let entry = Entry::new(sorts.row(row).data(), keys.row(row), values.row(row));
-                *partition.entry(entry).or_insert(0) += weights[row];
+                apply(&mut partition, entry, weights[row]);
             }
-            partition.retain(|_, w| *w != 0);
             let after = self.select(Some(&partition));
             if !partition.is_empty() {
                 self.partitions.insert(partition_key.into(), partition);
