@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 
-use crate::schema::{ColumnDef, TableDef};
+use crate::schema::{ColumnDef, MYSQL_UNSIGNED_BIGINT, TableDef};
 
 /// What the inline schema says about one column.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +77,12 @@ pub fn resolve(
 }
 
 fn check(table: &TableDef, column: &ColumnDef, hint: &FieldHint) -> Result<(), String> {
+    if let Some(loss) = super::value::lossy_hint(&column.data_type, hint) {
+        return Err(format!(
+            "column `{}` (model `{}`, field `{}`) {loss}",
+            column.name, table.model, column.field
+        ));
+    }
     let t = hint.connect_type.as_str();
     let is_int = matches!(t, "int8" | "int16" | "int32" | "int64");
     let is_float = matches!(t, "float" | "double" | "float32" | "float64");
@@ -84,11 +90,14 @@ fn check(table: &TableDef, column: &ColumnDef, hint: &FieldHint) -> Result<(), S
         DataType::Boolean => t == "boolean" || is_int,
         d if d.is_integer() => is_int,
         DataType::Float32 | DataType::Float64 => is_float,
+        // `bigint.unsigned.handling.mode=long` sends BIGINT UNSIGNED as an int64.
+        d if *d == MYSQL_UNSIGNED_BIGINT && t == "int64" => true,
         DataType::Decimal128(..) | DataType::Decimal256(..) => {
             matches!(t, "bytes" | "struct" | "string") || is_float
         }
         DataType::Utf8 | DataType::LargeUtf8 => t == "string",
-        DataType::Binary => matches!(t, "bytes" | "string"),
+        DataType::Binary | DataType::FixedSizeBinary(_) => matches!(t, "bytes" | "string"),
+        DataType::Duration(_) => is_int,
         DataType::Date32 | DataType::Time32(_) | DataType::Time64(_) | DataType::Timestamp(..) => {
             is_int || t == "string"
         }
