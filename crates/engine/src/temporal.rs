@@ -111,7 +111,11 @@ pub fn duration_text(micros: i64) -> String {
         out.push('-');
     }
     let abs = micros.unsigned_abs();
-    write_clock(&mut out, (abs / 1_000_000) as i64, (abs % 1_000_000 * 1_000) as i64);
+    write_clock(
+        &mut out,
+        (abs / 1_000_000) as i64,
+        (abs % 1_000_000 * 1_000) as i64,
+    );
     out
 }
 

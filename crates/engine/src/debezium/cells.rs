@@ -84,7 +84,9 @@ fn fast<'a>(
             let unscaled = match plain_string(raw) {
                 Some(text) => decimal_string(text, scale, hint, options)?,
                 // A negative integer here wrapped: the general decoder refuses it.
-                None if raw.starts_with(b"-") && *data_type == MYSQL_UNSIGNED_BIGINT => return None,
+                None if raw.starts_with(b"-") && *data_type == MYSQL_UNSIGNED_BIGINT => {
+                    return None;
+                }
                 None => plain_decimal(std::str::from_utf8(raw).ok()?, scale)?,
             };
             (unscaled.unsigned_abs() < 10u128.checked_pow(precision as u32)?)

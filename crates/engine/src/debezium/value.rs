@@ -157,7 +157,9 @@ fn decode_present(
         T::Utf8 => ScalarValue::Utf8(Some(text(json)?)),
         T::LargeUtf8 => ScalarValue::LargeUtf8(Some(text(json)?)),
         T::Binary => ScalarValue::Binary(Some(binary_column(json, hint, options)?)),
-        T::FixedSizeBinary(width) => ScalarValue::FixedSizeBinary(*width, Some(bits(json, *width)?)),
+        T::FixedSizeBinary(width) => {
+            ScalarValue::FixedSizeBinary(*width, Some(bits(json, *width)?))
+        }
         t if *t == MYSQL_UNSIGNED_BIGINT && is_integer(json) => {
             ScalarValue::try_new_decimal128(unsigned_bigint(json)?, 20, 0)
                 .map_err(|e| e.to_string())?
@@ -514,7 +516,11 @@ fn time_of_day(
 
 /// A MySQL `TIME` in microseconds: `MicroTime` (`time.precision.mode=adaptive_time_microseconds`)
 /// or Connect's millisecond `Time` (`connect`), negative and past 24 hours included.
-fn duration(json: &Value, hint: Option<&FieldHint>, options: &DecodeOptions) -> Result<i64, String> {
+fn duration(
+    json: &Value,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<i64, String> {
     let Value::Number(_) = json else {
         return Err(format!("expected a duration, found {}", kind(json)));
     };
@@ -790,7 +796,11 @@ mod tests {
         let time = crate::schema::MYSQL_TIME;
         let us = |v: i64| ScalarValue::DurationMicrosecond(Some(v));
         assert_eq!(
-            value(json!(-3_020_399_000_000i64), time.clone(), Some(&micro_time)),
+            value(
+                json!(-3_020_399_000_000i64),
+                time.clone(),
+                Some(&micro_time)
+            ),
             us(-3_020_399_000_000)
         );
         assert_eq!(value(json!(-1_500_000), time.clone(), None), us(-1_500_000));

@@ -128,11 +128,16 @@ pub(super) fn mysql_native(scalar: Scalar, native: &Native) -> Option<Result<Dat
     })
 }
 
-/// `BIT(n)`, n from 1 (MySQL's default) to 64.
+/// `BIT(n)` as bytes, n from 2 to 64. Debezium sends a `BIT(1)` (MySQL's default width) as
+/// a boolean, so it is declared `Boolean @db.Bit(1)`.
 fn bits(native: &Native) -> Result<DataType, String> {
     at_most(native, 1)?;
     match native.args.first().copied().unwrap_or(1) {
-        n @ 1..=64 => Ok(crate::schema::mysql_bits(n)),
+        1 => Err(format!(
+            "{} of 1 bit arrives as a boolean: declare the field `Boolean @db.Bit(1)`",
+            native.label
+        )),
+        n @ 2..=64 => Ok(crate::schema::mysql_bits(n)),
         n => Err(format!(
             "{}({n}) is out of range: MySQL's BIT holds 1 to 64 bits",
             native.label

@@ -657,7 +657,10 @@ fn mysql_set_is_text_and_geometry_is_refused() {
             "datasource db {{\n  provider = \"mysql\"\n}}\nmodel T {{\n  id Int @id\n  s {ty}?\n}}\n"
         )
     };
-    let columns = &parse(&schema("Unsupported(\"set('a','b')\")")).unwrap().tables[0].columns;
+    let columns = &parse(&schema("Unsupported(\"set('a','b')\")"))
+        .unwrap()
+        .tables[0]
+        .columns;
     assert_eq!(columns[1].data_type, DataType::Utf8);
     let expected = (
         "T".to_string(),
@@ -669,6 +672,8 @@ fn mysql_set_is_text_and_geometry_is_refused() {
         expected
     );
     assert!(parse(&schema("Bytes @db.Bit(65)")).is_err());
+    let one_bit = unsupported_failure(&schema("Bytes @db.Bit(1)")).2;
+    assert!(one_bit.contains("Boolean @db.Bit(1)"), "{one_bit}");
 }
 
 #[test]
