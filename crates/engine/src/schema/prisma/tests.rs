@@ -654,10 +654,10 @@ fn unsupported_database_type_names_model_and_field() {
 fn mysql_set_is_text_and_geometry_is_refused() {
     let schema = |ty: &str| {
         format!(
-            "datasource db {{\n  provider = \"mysql\"\n}}\nmodel T {{\n  id Int @id\n  s {ty}?\n}}\n"
+            "datasource db {{\n  provider = \"mysql\"\n}}\nmodel T {{\n  id Int @id\n  s {ty}\n}}\n"
         )
     };
-    let columns = &parse(&schema("Unsupported(\"set('a','b')\")"))
+    let columns = &parse(&schema("Unsupported(\"set('a','b')\")?"))
         .unwrap()
         .tables[0]
         .columns;
@@ -668,11 +668,11 @@ fn mysql_set_is_text_and_geometry_is_refused() {
         "type Unsupported(\"geometry\") is not supported".to_string(),
     );
     assert_eq!(
-        unsupported_failure(&schema("Unsupported(\"geometry\")")),
+        unsupported_failure(&schema("Unsupported(\"geometry\")?")),
         expected
     );
-    assert!(parse(&schema("Bytes @db.Bit(65)")).is_err());
-    let one_bit = unsupported_failure(&schema("Bytes @db.Bit(1)")).2;
+    assert!(parse(&schema("Bytes? @db.Bit(65)")).is_err());
+    let one_bit = unsupported_failure(&schema("Bytes? @db.Bit(1)")).2;
     assert!(one_bit.contains("Boolean @db.Bit(1)"), "{one_bit}");
 }
 
