@@ -1,9 +1,9 @@
 //! One JSON value of a Debezium row image, decoded into the column's Arrow type.
 //!
 //! How a value is encoded depends on connector settings (`decimal.handling.mode`,
-//! `time.precision.mode`, `binary.handling.mode`). An inline Connect schema says which
-//! encoding was used; without one, the encoding is read off the JSON shape where that is
-//! unambiguous and off [`DecodeOptions`] where it is not.
+//! `time.precision.mode`, `binary.handling.mode`, `bigint.unsigned.handling.mode`). An inline
+//! Connect schema says which encoding was used; without one, the encoding is read off the JSON
+//! shape where that is unambiguous and off [`DecodeOptions`] where it is not.
 
 use std::sync::Arc;
 
@@ -514,8 +514,9 @@ fn time_of_day(
     }
 }
 
-/// A MySQL `TIME` in microseconds: `MicroTime` (`time.precision.mode=adaptive_time_microseconds`)
-/// or Connect's millisecond `Time` (`connect`), negative and past 24 hours included.
+/// A MySQL `TIME` in microseconds, negative and past 24 hours included, from `MicroTime`
+/// (`time.precision.mode=adaptive_time_microseconds`). Connect's `Time` is refused before
+/// decoding ([`check_settings`], [`lossy_hint`]): it has lost the values outside a day.
 fn duration(
     json: &Value,
     hint: Option<&FieldHint>,
