@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use eddy_engine::debezium::{DecimalHandling, DecodeOptions, TimePrecision};
+use eddy_engine::debezium::{BinaryHandling, DecimalHandling, DecodeOptions, TimePrecision};
 use eddy_engine::{JobSpec, Pipeline, Record, ResultChange};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -41,6 +41,9 @@ pub struct JobArgs {
     /// How integer times and timestamps are read when messages carry no schema.
     #[arg(long, value_enum, default_value_t = TimeArg::Adaptive)]
     pub time_precision: TimeArg,
+    /// How binary values are read when messages carry no schema (`binary.handling.mode`).
+    #[arg(long, value_enum, default_value_t = BinaryArg::Base64)]
+    pub binary_handling: BinaryArg,
     /// Print the incremental plan (operators, their state and keys) and exit; no input is read.
     #[arg(long)]
     pub explain: bool,
@@ -57,6 +60,13 @@ pub enum DecimalArg {
     Auto,
     Precise,
     String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BinaryArg {
+    Base64,
+    Base64UrlSafe,
+    Hex,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,6 +103,11 @@ impl JobArgs {
             time_precision: match self.time_precision {
                 TimeArg::Adaptive => TimePrecision::Adaptive,
                 TimeArg::Connect => TimePrecision::Connect,
+            },
+            binary_handling: match self.binary_handling {
+                BinaryArg::Base64 => BinaryHandling::Base64,
+                BinaryArg::Base64UrlSafe => BinaryHandling::Base64UrlSafe,
+                BinaryArg::Hex => BinaryHandling::Hex,
             },
         };
         Ok(JobSpec {

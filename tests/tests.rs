@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod live;
+mod mysql_app;
 mod pg_app;
 mod poison;
 mod service;

@@ -290,7 +290,30 @@ pub fn compare_value(
             same(eddy_json == p)
         }
         Kind::Interval => Err("intervals are not compared (see NOT_IN_PRISMA)".into()),
+        Kind::Duration => same(microseconds(eddy_string()?)? == microseconds(pg)?),
     }
+}
+
+/// A duration written `[-]H:MM:SS[.f]`, hours unbounded, in microseconds.
+fn microseconds(text: &str) -> Result<i64, String> {
+    let bad = || format!("{text:?} is not a duration [-]H:MM:SS[.f]");
+    let (sign, rest) = match text.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, text),
+    };
+    let (clock, fraction) = rest.split_once('.').unwrap_or((rest, ""));
+    let parts: Vec<i64> = clock
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [h, m, s] = parts[..] else {
+        return Err(bad());
+    };
+    let micros: i64 = format!("{fraction:0<6}")
+        .get(..6)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(sign * (((h * 60 + m) * 60 + s) * 1_000_000 + micros))
 }
 
 fn number(json: &str) -> Result<f64, String> {

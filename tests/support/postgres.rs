@@ -92,6 +92,8 @@ pub enum Kind {
     Json,
     Array,
     Interval,
+    /// MySQL's `TIME`: a signed duration as MySQL prints it (`-838:59:59.000`).
+    Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -211,7 +211,10 @@ fn write_styled(out: &mut String, value: &ScalarValue, style: Style) {
             write_string(out, s, style);
             Ok(())
         }
-        V::Binary(Some(b)) | V::LargeBinary(Some(b)) | V::BinaryView(Some(b)) => {
+        V::Binary(Some(b))
+        | V::LargeBinary(Some(b))
+        | V::BinaryView(Some(b))
+        | V::FixedSizeBinary(_, Some(b)) => {
             write_string(out, &BASE64.encode(b), style);
             Ok(())
         }
@@ -224,6 +227,10 @@ fn write_styled(out: &mut String, value: &ScalarValue, style: Style) {
         }
         V::Time64Microsecond(Some(v)) => write_time(out, *v, TimeUnit::Microsecond, style),
         V::Time64Nanosecond(Some(v)) => write_time(out, *v, TimeUnit::Nanosecond, style),
+        V::DurationMicrosecond(Some(v)) => {
+            write_string(out, &crate::temporal::duration_text(*v), style);
+            Ok(())
+        }
         V::TimestampSecond(Some(v), tz) => write_timestamp(out, *v, TimeUnit::Second, tz, style),
         V::TimestampMillisecond(Some(v), tz) => {
             write_timestamp(out, *v, TimeUnit::Millisecond, tz, style)

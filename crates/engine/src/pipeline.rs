@@ -16,7 +16,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{FieldRef, Schema};
 use serde::{Deserialize, Serialize};
 
-use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic};
+use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic, value};
 use crate::error::{Error, Result};
 use crate::memory::StateUsage;
 use crate::normalize::{Normalizer, TableState};
@@ -148,6 +148,8 @@ impl Pipeline {
             .iter()
             .map(|source| {
                 let table = Arc::new(catalog.tables[source.table].clone());
+                value::check_settings(&table, &source.columns, &spec.decode)
+                    .map_err(Error::Query)?;
                 let kept: Vec<_> = source
                     .columns
                     .iter()

@@ -103,6 +103,22 @@ fn write_clock(out: &mut String, seconds: i64, nanos: i64) {
     };
 }
 
+/// A MySQL `TIME`, a signed duration of `micros` microseconds, as MySQL writes it with the
+/// fraction [`write_clock`] keeps: `-838:59:59`, `01:02:03.004`.
+pub fn duration_text(micros: i64) -> String {
+    let mut out = String::new();
+    if micros < 0 {
+        out.push('-');
+    }
+    let abs = micros.unsigned_abs();
+    write_clock(
+        &mut out,
+        (abs / 1_000_000) as i64,
+        (abs % 1_000_000 * 1_000) as i64,
+    );
+    out
+}
+
 /// Writes a date (days since the epoch) as a JSON string.
 pub fn write_date(out: &mut String, days: i32) {
     out.push('"');

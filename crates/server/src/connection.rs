@@ -118,6 +118,9 @@ impl Connection {
             "topic.prefix": environment,
             "tombstones.on.delete": "true",
             "decimal.handling.mode": "precise",
+            // Every operation reaches the job: a skipped TRUNCATE would leave its rows in
+            // every result (PostgreSQL's connector skips it by default).
+            "skipped.operations": "none",
             "snapshot.mode": "initial",
             "key.converter": "org.apache.kafka.connect.json.JsonConverter",
             "key.converter.schemas.enable": "false",
@@ -137,8 +140,14 @@ impl Connection {
                     "publication.autocreate.mode": "all_tables",
                 })
             }
+            // The options that keep MySQL's values exact: BIGINT UNSIGNED as a decimal (not a
+            // wrapping int64) and TIME as microseconds (not a Connect time of day, which is
+            // NULL outside 00:00..24:00); binary as base64, which a schema need not tell.
             Dialect::Mysql => json!({
                 "connector.class": "io.debezium.connector.mysql.MySqlConnector",
+                "bigint.unsigned.handling.mode": "precise",
+                "time.precision.mode": "adaptive_time_microseconds",
+                "binary.handling.mode": "base64",
                 "database.server.id": server_id.to_string(),
                 "database.include.list": self.database,
                 "include.schema.changes": "false",
@@ -195,6 +204,27 @@ mod tests {
             "io.debezium.connector.mysql.MySqlConnector"
         );
         assert_eq!(config["database.server.id"], "184054");
+    }
+
+    /// fixtures/mysql-app was captured with decimal.handling.mode=precise,
+    /// skipped.operations=none and tombstones.on.delete=true, the rest at Debezium's
+    /// defaults (bigint.unsigned.handling.mode=long for the shared `schemas`/`noschemas`
+    /// files, precise for the `precise_*` ones). Eddy's own connector must set every one of
+    /// them to the value that decodes exactly.
+    #[test]
+    fn mysql_connector_keeps_values_exact() {
+        let c = Connection::parse("mysql://dbz:pw@db/shop").unwrap();
+        let config = c.connector_config("shop", "k:9092", 7);
+        for (option, value) in [
+            ("decimal.handling.mode", "precise"),
+            ("bigint.unsigned.handling.mode", "precise"),
+            ("time.precision.mode", "adaptive_time_microseconds"),
+            ("binary.handling.mode", "base64"),
+            ("skipped.operations", "none"),
+            ("tombstones.on.delete", "true"),
+        ] {
+            assert_eq!(config[option], value, "{option}");
+        }
     }
 
     #[test]

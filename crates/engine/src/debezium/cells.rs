@@ -20,6 +20,7 @@ use datafusion::common::ScalarValue;
 use super::inline_schema::FieldHint;
 use super::value::{self, DecodeOptions, Decoded, UNAVAILABLE};
 use crate::error::Result;
+use crate::schema::MYSQL_UNSIGNED_BIGINT;
 
 /// One decoded value, borrowing text from the message.
 #[derive(Debug)]
@@ -82,6 +83,10 @@ fn fast<'a>(
         Kind::Decimal(precision, scale) => {
             let unscaled = match plain_string(raw) {
                 Some(text) => decimal_string(text, scale, hint, options)?,
+                // A negative integer here wrapped: the general decoder refuses it.
+                None if raw.starts_with(b"-") && *data_type == MYSQL_UNSIGNED_BIGINT => {
+                    return None;
+                }
                 None => plain_decimal(std::str::from_utf8(raw).ok()?, scale)?,
             };
             (unscaled.unsigned_abs() < 10u128.checked_pow(precision as u32)?)
@@ -404,6 +409,13 @@ mod tests {
             fast(br#""1e3""#, &t, None, &auto).is_none(),
             "exponents go the general way"
         );
+    }
+
+    #[test]
+    fn wrapped_unsigned_bigint_is_not_taken_by_the_fast_path() {
+        let t = crate::schema::MYSQL_UNSIGNED_BIGINT;
+        assert_eq!(cell("42", t.clone()).unwrap(), "Decimal(42)");
+        assert!(cell("-1", t).unwrap_err().contains("wrapped"));
     }
 
     #[test]

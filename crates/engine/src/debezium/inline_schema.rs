@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 
-use crate::schema::{ColumnDef, TableDef};
+use crate::schema::{ColumnDef, MYSQL_UNSIGNED_BIGINT, TableDef};
 
 /// What the inline schema says about one column.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,18 +77,30 @@ pub fn resolve(
 }
 
 fn check(table: &TableDef, column: &ColumnDef, hint: &FieldHint) -> Result<(), String> {
+    if let Some(loss) = super::value::lossy_hint(&column.data_type, hint) {
+        return Err(format!(
+            "column `{}` (model `{}`, field `{}`) {loss}",
+            column.name, table.model, column.field
+        ));
+    }
     let t = hint.connect_type.as_str();
     let is_int = matches!(t, "int8" | "int16" | "int32" | "int64");
     let is_float = matches!(t, "float" | "double" | "float32" | "float64");
+    let is_bits = hint.name.as_deref() == Some("io.debezium.data.Bits");
     let ok = match &column.data_type {
         DataType::Boolean => t == "boolean" || is_int,
         d if d.is_integer() => is_int,
         DataType::Float32 | DataType::Float64 => is_float,
+        // `bigint.unsigned.handling.mode=long` sends BIGINT UNSIGNED as an int64.
+        d if *d == MYSQL_UNSIGNED_BIGINT && t == "int64" => true,
         DataType::Decimal128(..) | DataType::Decimal256(..) => {
             matches!(t, "bytes" | "struct" | "string") || is_float
         }
         DataType::Utf8 | DataType::LargeUtf8 => t == "string",
-        DataType::Binary => matches!(t, "bytes" | "string"),
+        // MySQL's BIT(n) comes little-endian: only a `Bytes @db.Bit(n)` column reverses it.
+        DataType::Binary => matches!(t, "bytes" | "string") && !is_bits,
+        DataType::FixedSizeBinary(_) => is_bits,
+        DataType::Duration(_) => is_int,
         DataType::Date32 | DataType::Time32(_) | DataType::Time64(_) | DataType::Timestamp(..) => {
             is_int || t == "string"
         }
@@ -150,6 +162,23 @@ mod tests {
             hints[2], None,
             "a column the event's schema lacks has no hint"
         );
+    }
+
+    /// MySQL's BIT(n) is little-endian bytes: read as a plain `Bytes` column it would come out
+    /// reversed, so only `Bytes @db.Bit(n)` takes it.
+    #[test]
+    fn bits_only_into_a_bit_column() {
+        let bits = r#"{"type":"struct","fields":[{"type":"struct","optional":true,"field":"after","fields":[
+            {"type":"bytes","optional":true,"name":"io.debezium.data.Bits","field":"flags"}]}]}"#;
+        let mysql = |field: &str| {
+            let source = format!(
+                "datasource db {{\n provider = \"mysql\"\n}}\nmodel T {{\n id Int @id\n {field}\n}}"
+            );
+            Catalog::from_prisma(&source).unwrap().tables.remove(0)
+        };
+        assert!(resolve(bits, &mysql("flags Bytes? @db.Bit(16)"), &[1]).is_ok());
+        let err = resolve(bits, &mysql("flags Bytes? @db.Blob"), &[1]).unwrap_err();
+        assert!(err.contains("io.debezium.data.Bits"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub use cells::Images;
 use cells::{Cell, ImageColumns};
 use inline_schema::FieldHint;
 use scan::Scanner;
-pub use value::{DecimalHandling, DecodeOptions, TimePrecision};
+pub use value::{BinaryHandling, DecimalHandling, DecodeOptions, TimePrecision};
 
 /// The table a Debezium topic (`<prefix>.<schema>.<table>`) carries: its last part.
 pub fn table_of_topic(topic: &str) -> &str {

@@ -1,19 +1,20 @@
 //! One JSON value of a Debezium row image, decoded into the column's Arrow type.
 //!
 //! How a value is encoded depends on connector settings (`decimal.handling.mode`,
-//! `time.precision.mode`, `binary.handling.mode`). An inline Connect schema says which
-//! encoding was used; without one, the encoding is read off the JSON shape where that is
-//! unambiguous and off [`DecodeOptions`] where it is not.
+//! `time.precision.mode`, `binary.handling.mode`, `bigint.unsigned.handling.mode`). An inline
+//! Connect schema says which encoding was used; without one, the encoding is read off the JSON
+//! shape where that is unambiguous and off [`DecodeOptions`] where it is not.
 
 use std::sync::Arc;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE};
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit, i256};
 use datafusion::common::ScalarValue;
 use serde_json::Value;
 
 use super::inline_schema::FieldHint;
+use crate::schema::{MYSQL_TIME, MYSQL_UNSIGNED_BIGINT, TableDef};
 use crate::{decimal, temporal};
 
 /// Debezium's stand-in for an unchanged TOASTed value it could not read.
@@ -42,11 +43,58 @@ pub enum TimePrecision {
     Connect,
 }
 
+/// How binary columns are read: `binary.handling.mode`. An inline schema's `bytes` type
+/// says base64; its `string` type (and a schemaless message) leaves it to this setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum BinaryHandling {
+    /// `base64` (Debezium's default).
+    #[default]
+    Base64,
+    /// `base64-url-safe`.
+    Base64UrlSafe,
+    /// `hex`.
+    Hex,
+}
+
 /// Decoder settings for what a schemaless message cannot tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DecodeOptions {
     pub decimal_handling: DecimalHandling,
     pub time_precision: TimePrecision,
+    #[serde(default)]
+    pub binary_handling: BinaryHandling,
+}
+
+/// What Debezium's `time.precision.mode=connect` does to MySQL's `TIME`, which it sends as
+/// a Connect time of day: a value outside 00:00:00..24:00:00 arrives as NULL.
+const CONNECT_LOSES_TIME: &str = "is MySQL's TIME, which Debezium's time.precision.mode=connect \
+     sends as NULL outside 00:00:00..24:00:00; run the connector with \
+     time.precision.mode=adaptive_time_microseconds";
+
+/// Refuses, before any event, a column the settings say Debezium cannot send exactly.
+pub fn check_settings(
+    table: &TableDef,
+    columns: &[usize],
+    options: &DecodeOptions,
+) -> Result<(), String> {
+    let lossy = columns
+        .iter()
+        .map(|&i| &table.columns[i])
+        .find(|c| c.data_type == MYSQL_TIME && options.time_precision == TimePrecision::Connect);
+    match lossy {
+        Some(column) => Err(format!(
+            "column `{}` of `{}` {CONNECT_LOSES_TIME}",
+            column.name, table.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether an inline schema's hint says the column's values reach Eddy incomplete (see
+/// [`check_settings`]); the message says how.
+pub fn lossy_hint(data_type: &DataType, hint: &FieldHint) -> Option<&'static str> {
+    (*data_type == MYSQL_TIME && hint.name.as_deref() == Some("org.apache.kafka.connect.data.Time"))
+        .then_some(CONNECT_LOSES_TIME)
 }
 
 /// A decoded value, or the marker that the source did not send it.
@@ -108,7 +156,14 @@ fn decode_present(
         T::Float64 => ScalarValue::Float64(Some(float(json)?)),
         T::Utf8 => ScalarValue::Utf8(Some(text(json)?)),
         T::LargeUtf8 => ScalarValue::LargeUtf8(Some(text(json)?)),
-        T::Binary => ScalarValue::Binary(Some(binary(json)?)),
+        T::Binary => ScalarValue::Binary(Some(binary_column(json, hint, options)?)),
+        T::FixedSizeBinary(width) => {
+            ScalarValue::FixedSizeBinary(*width, Some(bits(json, *width)?))
+        }
+        t if *t == MYSQL_UNSIGNED_BIGINT && is_integer(json) => {
+            ScalarValue::try_new_decimal128(unsigned_bigint(json)?, 20, 0)
+                .map_err(|e| e.to_string())?
+        }
         T::Decimal128(p, s) => {
             let v = decimal_value(json, *p, *s, hint, options)?;
             let v = v.to_i128().ok_or("decimal out of range")?;
@@ -128,6 +183,9 @@ fn decode_present(
             hint,
             options,
         )?)),
+        T::Duration(TimeUnit::Microsecond) => {
+            ScalarValue::DurationMicrosecond(Some(duration(json, hint, options)?))
+        }
         T::Timestamp(unit, tz) => {
             let v = Some(timestamp(json, *unit, hint, options)?);
             let tz = tz.clone();
@@ -192,6 +250,69 @@ fn binary(json: &Value) -> Result<Vec<u8>, String> {
     BASE64
         .decode(s)
         .map_err(|e| format!("invalid base64 bytes {s:?}: {e}"))
+}
+
+/// A binary column's bytes in the encoding `binary.handling.mode` chose.
+fn binary_column(
+    json: &Value,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<Vec<u8>, String> {
+    let sent_as_bytes = hint.is_some_and(|h| h.connect_type == "bytes");
+    let handling = if sent_as_bytes {
+        BinaryHandling::Base64
+    } else {
+        options.binary_handling
+    };
+    let Value::String(s) = json else {
+        return Err(format!("expected encoded bytes, found {}", kind(json)));
+    };
+    match handling {
+        BinaryHandling::Base64 => binary(json),
+        BinaryHandling::Base64UrlSafe => URL_SAFE
+            .decode(s)
+            .map_err(|e| format!("invalid base64-url-safe bytes {s:?}: {e}")),
+        BinaryHandling::Hex => hex::decode(s).map_err(|e| format!("invalid hex bytes {s:?}: {e}")),
+    }
+}
+
+/// MySQL's `BIT(n)` (`io.debezium.data.Bits`): Debezium's little-endian bytes, at most
+/// `width` of them, as the `width` big-endian bytes MySQL shows.
+fn bits(json: &Value, width: i32) -> Result<Vec<u8>, String> {
+    let sent = binary(json)?;
+    let width = usize::try_from(width).unwrap_or(0);
+    if sent.len() > width {
+        return Err(format!(
+            "BIT value of {} bytes does not fit the column's {width}",
+            sent.len()
+        ));
+    }
+    let mut bytes = vec![0; width - sent.len()];
+    bytes.extend(sent.iter().rev());
+    Ok(bytes)
+}
+
+fn is_integer(json: &Value) -> bool {
+    matches!(json, Value::Number(n) if n.is_i64() || n.is_u64())
+}
+
+/// A `BIGINT UNSIGNED` sent as an integer (`bigint.unsigned.handling.mode=long`). A negative
+/// one is a value above 2^63 - 1 that Debezium wrapped into its `int64`: refused, naming the
+/// setting that sends it exactly.
+fn unsigned_bigint(json: &Value) -> Result<i128, String> {
+    let Value::Number(n) = json else {
+        return Err(format!("expected an integer, found {}", kind(json)));
+    };
+    match (n.as_u64(), n.as_i64()) {
+        (Some(v), _) => Ok(i128::from(v)),
+        (None, Some(v)) => Err(format!(
+            "BIGINT UNSIGNED value {v} wrapped: Debezium's bigint.unsigned.handling.mode=long \
+             sends values above 2^63 - 1 as negative int64s (this one is {}); set \
+             bigint.unsigned.handling.mode=precise",
+            i128::from(v) + (1i128 << 64)
+        )),
+        _ => Err(format!("expected an integer, found {n}")),
+    }
 }
 
 fn decimal_value(
@@ -391,6 +512,21 @@ fn time_of_day(
         }
         other => Err(format!("expected a time, found {}", kind(other))),
     }
+}
+
+/// A MySQL `TIME` in microseconds, negative and past 24 hours included, from `MicroTime`
+/// (`time.precision.mode=adaptive_time_microseconds`). Connect's `Time` is refused before
+/// decoding ([`check_settings`], [`lossy_hint`]): it has lost the values outside a day.
+fn duration(
+    json: &Value,
+    hint: Option<&FieldHint>,
+    options: &DecodeOptions,
+) -> Result<i64, String> {
+    let Value::Number(_) = json else {
+        return Err(format!("expected a duration, found {}", kind(json)));
+    };
+    let sent = sent_unit(hint, TimeUnit::Microsecond, options);
+    convert_unit(integer(json)?, sent, TimeUnit::Microsecond)
 }
 
 /// A timestamp in ticks of the column's `unit`; `infinity` and `-infinity` as
@@ -651,6 +787,80 @@ mod tests {
             "expected a string, found a number"
         );
         assert!(err(json!("not-a-date"), DataType::Date32).starts_with("invalid date"));
+    }
+
+    /// MySQL's encodings as fixtures/mysql-app captured them.
+    #[test]
+    fn mysql_time_bits_and_unsigned_bigints() {
+        let micro_time = hint("int64", Some("io.debezium.time.MicroTime"), None);
+        let connect_time = hint("int32", Some("org.apache.kafka.connect.data.Time"), None);
+        let time = crate::schema::MYSQL_TIME;
+        let us = |v: i64| ScalarValue::DurationMicrosecond(Some(v));
+        assert_eq!(
+            value(
+                json!(-3_020_399_000_000i64),
+                time.clone(),
+                Some(&micro_time)
+            ),
+            us(-3_020_399_000_000)
+        );
+        assert_eq!(value(json!(-1_500_000), time.clone(), None), us(-1_500_000));
+        assert_eq!(
+            value(json!(45_296_000), time, Some(&connect_time)),
+            us(45_296_000_000)
+        );
+        // BIT(16) b'1000000000000011' arrives little-endian.
+        assert_eq!(
+            value(json!("A4A="), DataType::FixedSizeBinary(2), None),
+            ScalarValue::FixedSizeBinary(2, Some(vec![0x80, 0x03]))
+        );
+        assert_eq!(
+            value(json!("AQ=="), DataType::FixedSizeBinary(2), None),
+            ScalarValue::FixedSizeBinary(2, Some(vec![0x00, 0x01]))
+        );
+        let opts = DecodeOptions::default();
+        let too_wide = decode(&json!("AAAA"), &DataType::FixedSizeBinary(2), None, &opts);
+        assert!(too_wide.unwrap_err().contains("does not fit"));
+        let unsigned = crate::schema::MYSQL_UNSIGNED_BIGINT;
+        let exact = |v: i128| ScalarValue::Decimal128(Some(v), 20, 0);
+        assert_eq!(
+            value(json!(18_446_744_073_709_551_615u64), unsigned.clone(), None),
+            exact(18_446_744_073_709_551_615)
+        );
+        assert_eq!(
+            value(json!("AP//////////"), unsigned.clone(), None),
+            exact(18_446_744_073_709_551_615)
+        );
+        let wrapped = decode(&json!(-2), &unsigned, None, &opts).unwrap_err();
+        assert!(
+            wrapped.contains("wrapped") && wrapped.contains("this one is 18446744073709551614"),
+            "{wrapped}"
+        );
+    }
+
+    #[test]
+    fn binary_in_every_handling_mode() {
+        let bytes = ScalarValue::Binary(Some(vec![0xff, 0x00]));
+        let with = |binary_handling| DecodeOptions {
+            binary_handling,
+            ..Default::default()
+        };
+        for (json, handling) in [
+            (json!("/wA="), BinaryHandling::Base64),
+            (json!("_wA="), BinaryHandling::Base64UrlSafe),
+            (json!("ff00"), BinaryHandling::Hex),
+        ] {
+            let decoded = decode(&json, &DataType::Binary, None, &with(handling));
+            assert_eq!(decoded, Ok(Decoded::Value(bytes.clone())), "{handling:?}");
+        }
+        let sent_as_bytes = hint("bytes", None, None);
+        let decoded = decode(
+            &json!("/wA="),
+            &DataType::Binary,
+            Some(&sent_as_bytes),
+            &with(BinaryHandling::Hex),
+        );
+        assert_eq!(decoded, Ok(Decoded::Value(bytes)));
     }
 
     /// Debezium 3.6's encodings of PostgreSQL's infinities and of values its `long` cannot

@@ -7,7 +7,7 @@ pub mod prisma;
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::error::{Error, Result};
 
@@ -16,6 +16,21 @@ use crate::error::{Error, Result};
 pub enum Provider {
     PostgreSql,
     MySql,
+}
+
+/// MySQL's `BIGINT UNSIGNED` (Prisma's `@db.UnsignedBigInt`): every value up to 2^64 - 1,
+/// exactly. Debezium's default `bigint.unsigned.handling.mode=long` sends it as an `int64`,
+/// which wraps above 2^63 - 1; the decoder refuses such a negative number rather than guess.
+pub const MYSQL_UNSIGNED_BIGINT: DataType = DataType::Decimal128(20, 0);
+
+/// MySQL's `TIME`: a signed duration (-838:59:59 to 838:59:59), not a time of day, kept in
+/// the microseconds Debezium sends (`io.debezium.time.MicroTime`).
+pub const MYSQL_TIME: DataType = DataType::Duration(TimeUnit::Microsecond);
+
+/// MySQL's `BIT(n)` for n > 1 (Prisma's `Bytes @db.Bit(n)`): the column's bytes, big-endian as
+/// MySQL shows them (Debezium sends them little-endian, `io.debezium.data.Bits`).
+pub fn mysql_bits(bits: u32) -> DataType {
+    DataType::FixedSizeBinary(bits.div_ceil(8) as i32)
 }
 
 /// One column of a source table.

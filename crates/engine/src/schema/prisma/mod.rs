@@ -224,8 +224,9 @@ impl<'a> Scope<'a> {
         let name = match &field.ty {
             TypeName::Named(name) => name.as_str(),
             TypeName::Unsupported(db_type) => {
-                let message = format!("type Unsupported(\"{db_type}\") is not supported");
-                return Err(unsupported(message));
+                return unsupported_type(self.provider, db_type)
+                    .map(Some)
+                    .map_err(unsupported);
             }
         };
         if self.relations.contains(name) {
@@ -266,6 +267,17 @@ impl<'a> Scope<'a> {
             )),
         }
     }
+}
+
+/// The type of an `Unsupported("…")` field whose Debezium encoding Eddy knows: MySQL's
+/// `SET`, which Prisma has no type for (prisma/orm#10620), arrives as the comma-joined text
+/// MySQL shows. Anything else (`geometry`, `point`, …) cannot be held.
+fn unsupported_type(provider: Provider, db_type: &str) -> std::result::Result<DataType, String> {
+    let lower = db_type.trim_start().to_ascii_lowercase();
+    if provider == Provider::MySql && lower.starts_with("set(") {
+        return Ok(DataType::Utf8);
+    }
+    Err(format!("type Unsupported(\"{db_type}\") is not supported"))
 }
 
 fn unsupported(model: &Block, field: &FieldDecl, message: String) -> Error {

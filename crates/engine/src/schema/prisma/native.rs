@@ -92,35 +92,57 @@ pub(super) fn postgres_native(scalar: Scalar, native: &Native) -> Option<Result<
 /// `None` when the native type does not exist for this scalar on MySQL.
 ///
 /// Where MySQL's own default differs from PostgreSQL's, a native type without arguments
-/// takes MySQL's: `DATETIME`/`TIME`/`TIMESTAMP` have precision 0 and `DECIMAL` is
-/// `DECIMAL(10,0)`.
+/// takes MySQL's: `DATETIME`/`TIMESTAMP` have precision 0, `DECIMAL` is `DECIMAL(10,0)` and
+/// `BIT` is `BIT(1)`. `TIME` is a duration, not a time of day ([`crate::schema::MYSQL_TIME`]).
 pub(super) fn mysql_native(scalar: Scalar, native: &Native) -> Option<Result<DataType, String>> {
     use Scalar::*;
     Some(match (scalar, native.name) {
         (String, "VarChar" | "Char") => sized(native, DataType::Utf8),
         (String, "Text" | "TinyText" | "MediumText" | "LongText") => simple(native, DataType::Utf8),
-        (Boolean, "TinyInt" | "Bit") if native.args == [1] => Ok(DataType::Boolean),
+        // Prisma 7 writes `Boolean @db.TinyInt`; older schemas spell it `@db.TinyInt(1)`.
+        (Boolean, "TinyInt") if native.args.is_empty() || native.args == [1] => {
+            Ok(DataType::Boolean)
+        }
+        (Boolean, "Bit") if native.args == [1] => Ok(DataType::Boolean),
         (Int, "Int" | "MediumInt" | "UnsignedSmallInt" | "UnsignedMediumInt" | "Year") => {
             simple(native, DataType::Int32)
         }
         (Int, "SmallInt" | "TinyInt" | "UnsignedTinyInt") => simple(native, DataType::Int16),
         (Int, "UnsignedInt") => simple(native, DataType::Int64),
         (BigInt, "BigInt") => simple(native, DataType::Int64),
-        (BigInt, "UnsignedBigInt") => simple(native, DataType::Decimal128(20, 0)),
+        (BigInt, "UnsignedBigInt") => simple(native, crate::schema::MYSQL_UNSIGNED_BIGINT),
         (Float, "Double") => simple(native, DataType::Float64),
         (Float, "Float") => simple(native, DataType::Float32),
         (Decimal, "Decimal") => decimal_args(native, DataType::Decimal128(10, 0)),
         (DateTime, "DateTime") => precision(native, 0).map(|p| timestamp(p, false)),
         (DateTime, "Timestamp") => precision(native, 0).map(|p| timestamp(p, true)),
         (DateTime, "Date") => simple(native, DataType::Date32),
-        (DateTime, "Time") => precision(native, 0).map(time),
+        (DateTime, "Time") => precision(native, 0).map(|_| crate::schema::MYSQL_TIME),
         (Json, "Json") => simple(native, DataType::Utf8),
         (Bytes, "Blob" | "LongBlob" | "MediumBlob" | "TinyBlob") => {
             simple(native, DataType::Binary)
         }
-        (Bytes, "Binary" | "VarBinary" | "Bit") => sized(native, DataType::Binary),
+        (Bytes, "Binary" | "VarBinary") => sized(native, DataType::Binary),
+        (Bytes, "Bit") => bits(native),
         _ => return None,
     })
+}
+
+/// `BIT(n)` as bytes, n from 2 to 64. Debezium sends a `BIT(1)` (MySQL's default width) as
+/// a boolean, so it is declared `Boolean @db.Bit(1)`.
+fn bits(native: &Native) -> Result<DataType, String> {
+    at_most(native, 1)?;
+    match native.args.first().copied().unwrap_or(1) {
+        1 => Err(format!(
+            "{} of 1 bit arrives as a boolean: declare the field `Boolean @db.Bit(1)`",
+            native.label
+        )),
+        n @ 2..=64 => Ok(crate::schema::mysql_bits(n)),
+        n => Err(format!(
+            "{}({n}) is out of range: MySQL's BIT holds 1 to 64 bits",
+            native.label
+        )),
+    }
 }
 
 pub(super) fn at_most(native: &Native, max: usize) -> Result<(), String> {

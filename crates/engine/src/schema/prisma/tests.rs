@@ -482,15 +482,8 @@ fn mysql_native_types() {
         ("DateTime @db.Timestamp(6)", micros(true)),
         ("DateTime @db.Timestamp", millis(true)),
         ("DateTime @db.Date", DataType::Date32),
-        (
-            "DateTime @db.Time(2)",
-            DataType::Time32(TimeUnit::Millisecond),
-        ),
-        (
-            "DateTime @db.Time(5)",
-            DataType::Time64(TimeUnit::Microsecond),
-        ),
-        ("DateTime @db.Time", DataType::Time32(TimeUnit::Millisecond)),
+        ("DateTime @db.Time(3)", crate::schema::MYSQL_TIME),
+        ("DateTime @db.Time", crate::schema::MYSQL_TIME),
         ("Json @db.Json", DataType::Utf8),
         ("Bytes @db.Blob", DataType::Binary),
         ("Bytes @db.LongBlob", DataType::Binary),
@@ -498,7 +491,10 @@ fn mysql_native_types() {
         ("Bytes @db.TinyBlob", DataType::Binary),
         ("Bytes @db.Binary(16)", DataType::Binary),
         ("Bytes @db.VarBinary(255)", DataType::Binary),
-        ("Bytes @db.Bit(8)", DataType::Binary),
+        ("Bytes @db.Bit(8)", DataType::FixedSizeBinary(1)),
+        ("Bytes @db.Bit(16)", DataType::FixedSizeBinary(2)),
+        ("Bytes @db.Bit(64)", DataType::FixedSizeBinary(8)),
+        ("Boolean @db.TinyInt", DataType::Boolean),
     ];
     for (declaration, expected) in cases {
         let actual = field_type("mysql", declaration).unwrap();
@@ -650,6 +646,34 @@ fn unsupported_database_type_names_model_and_field() {
         "type Unsupported(\"tsvector\") is not supported".to_string(),
     );
     assert_eq!(unsupported_failure(source), expected);
+}
+
+/// Prisma has no SET type (prisma/orm#10620): `Unsupported("set(…)")` is read as the text
+/// Debezium sends; other unsupported MySQL types are refused naming the field.
+#[test]
+fn mysql_set_is_text_and_geometry_is_refused() {
+    let schema = |ty: &str| {
+        format!(
+            "datasource db {{\n  provider = \"mysql\"\n}}\nmodel T {{\n  id Int @id\n  s {ty}\n}}\n"
+        )
+    };
+    let columns = &parse(&schema("Unsupported(\"set('a','b')\")?"))
+        .unwrap()
+        .tables[0]
+        .columns;
+    assert_eq!(columns[1].data_type, DataType::Utf8);
+    let expected = (
+        "T".to_string(),
+        "s".to_string(),
+        "type Unsupported(\"geometry\") is not supported".to_string(),
+    );
+    assert_eq!(
+        unsupported_failure(&schema("Unsupported(\"geometry\")?")),
+        expected
+    );
+    assert!(parse(&schema("Bytes? @db.Bit(65)")).is_err());
+    let one_bit = unsupported_failure(&schema("Bytes? @db.Bit(1)")).2;
+    assert!(one_bit.contains("Boolean @db.Bit(1)"), "{one_bit}");
 }
 
 #[test]
