@@ -83,7 +83,8 @@ fn fast<'a>(
         Kind::Decimal(precision, scale) => {
             let unscaled = match plain_string(raw) {
                 Some(text) => decimal_string(text, scale, hint, options)?,
-                // A negative integer here wrapped: the general decoder refuses it.
+                // A negative integer here is a BIGINT UNSIGNED above 2^63 - 1 sent as its bits:
+                // the general decoder reads them as unsigned.
                 None if raw.starts_with(b"-") && *data_type == MYSQL_UNSIGNED_BIGINT => {
                     return None;
                 }
@@ -412,10 +413,11 @@ mod tests {
     }
 
     #[test]
-    fn wrapped_unsigned_bigint_is_not_taken_by_the_fast_path() {
+    fn unsigned_bigint_above_i64_reads_its_bits_as_unsigned() {
         let t = crate::schema::MYSQL_UNSIGNED_BIGINT;
         assert_eq!(cell("42", t.clone()).unwrap(), "Decimal(42)");
-        assert!(cell("-1", t).unwrap_err().contains("wrapped"));
+        assert!(fast(b"-1", &t, None, &DecodeOptions::default()).is_none());
+        assert_eq!(cell("-1", t).unwrap(), "Decimal(18446744073709551615)");
     }
 
     #[test]

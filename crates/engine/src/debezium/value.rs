@@ -296,21 +296,16 @@ fn is_integer(json: &Value) -> bool {
     matches!(json, Value::Number(n) if n.is_i64() || n.is_u64())
 }
 
-/// A `BIGINT UNSIGNED` sent as an integer (`bigint.unsigned.handling.mode=long`). A negative
-/// one is a value above 2^63 - 1 that Debezium wrapped into its `int64`: refused, naming the
-/// setting that sends it exactly.
+/// A `BIGINT UNSIGNED` sent as an integer (`bigint.unsigned.handling.mode=long`). Debezium
+/// puts the 64 unsigned bits in its `int64` as they are, so a value above 2^63 - 1 arrives
+/// negative; the column being unsigned, those bits read as unsigned are the exact value.
 fn unsigned_bigint(json: &Value) -> Result<i128, String> {
     let Value::Number(n) = json else {
         return Err(format!("expected an integer, found {}", kind(json)));
     };
     match (n.as_u64(), n.as_i64()) {
         (Some(v), _) => Ok(i128::from(v)),
-        (None, Some(v)) => Err(format!(
-            "BIGINT UNSIGNED value {v} wrapped: Debezium's bigint.unsigned.handling.mode=long \
-             sends values above 2^63 - 1 as negative int64s (this one is {}); set \
-             bigint.unsigned.handling.mode=precise",
-            i128::from(v) + (1i128 << 64)
-        )),
+        (None, Some(v)) => Ok(i128::from(v as u64)),
         _ => Err(format!("expected an integer, found {n}")),
     }
 }
@@ -831,10 +826,13 @@ mod tests {
             value(json!("AP//////////"), unsigned.clone(), None),
             exact(18_446_744_073_709_551_615)
         );
-        let wrapped = decode(&json!(-2), &unsigned, None, &opts).unwrap_err();
-        assert!(
-            wrapped.contains("wrapped") && wrapped.contains("this one is 18446744073709551614"),
-            "{wrapped}"
+        assert_eq!(
+            value(json!(-2), unsigned.clone(), None),
+            exact(18_446_744_073_709_551_614)
+        );
+        assert_eq!(
+            value(json!(i64::MIN), unsigned, None),
+            exact(9_223_372_036_854_775_808)
         );
     }
 
