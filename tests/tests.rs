@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod live;
+mod partitions;
 mod pg_app;
 mod poison;
 mod service;
