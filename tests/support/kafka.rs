@@ -51,6 +51,10 @@ pub fn wait_for_port(port: u16, what: &str) {
 /// broker configured for large messages takes them.
 const MAX_MESSAGE_BYTES: &str = "16777216";
 
+/// A record to produce: topic, key, value, and partition (`None`: the producer's
+/// partitioner decides).
+pub type Placed<'a, K, V> = (&'a String, Option<K>, Option<V>, Option<i32>);
+
 /// A tansu broker with in-memory storage, stopped on drop.
 pub struct Broker {
     child: Child,
@@ -120,12 +124,8 @@ impl Broker {
         self.produce_placed(&placed);
     }
 
-    /// Produces `(topic, key, value, partition)` records in order (`None`: the producer's
-    /// partitioner decides) and waits until all are acknowledged.
-    pub fn produce_placed<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-        &self,
-        records: &[(&String, Option<K>, Option<V>, Option<i32>)],
-    ) {
+    /// Produces records in order and waits until all are acknowledged.
+    pub fn produce_placed<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, records: &[Placed<'_, K, V>]) {
         let producer = self.producer.get_or_init(|| {
             ClientConfig::new()
                 .set("bootstrap.servers", &self.address)
