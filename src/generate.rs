@@ -58,6 +58,11 @@ pub struct GenArgs {
     /// if missing) instead of writing them; `bench` runs its job through them.
     #[arg(long, conflicts_with = "output")]
     pub kafka: Option<String>,
+    /// `gen --kafka`: partitions of the topics it makes. Records go where Kafka's default
+    /// partitioner puts their key, so one key's changes keep their order and keys of
+    /// different partitions interleave as the consumer reads them.
+    #[arg(long, default_value_t = 1, requires = "kafka", value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: i32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -162,7 +167,7 @@ fn create(path: &Path) -> Result<BufWriter<Box<dyn Write>>> {
 fn produce_into(brokers: &str, args: &GenArgs) -> Result<()> {
     let events = Generated::new(args.options(), args.events);
     let topics: Vec<&str> = events.topics.iter().map(String::as_str).collect();
-    eddy_kafka::admin::ensure_topics_blocking(brokers, &topics, 1)?;
+    eddy_kafka::admin::ensure_topics_blocking(brokers, &topics, args.partitions)?;
     let sent: Vec<AtomicU64> = (0..events.records.len())
         .map(|_| AtomicU64::new(0))
         .collect();

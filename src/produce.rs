@@ -58,6 +58,8 @@ pub fn produce(
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "1000000")
         .set("max.in.flight.requests.per.connection", "1")
+        // Kafka's default for keyed records (librdkafka's own default hashes differently).
+        .set("partitioner", "murmur2_random")
         .set("enable.idempotence", "false")
         .set("retries", "0")
         .create()?;

@@ -224,7 +224,7 @@ fn run_with_crashes(
 /// A keyed row per paid order: an order inserted and deleted within one replayed batch nets
 /// out, so a replay that batched differently from the first run would leave the first run's
 /// row for it in the topic.
-const PAID: &str = "SELECT id, amount FROM orders WHERE status = 'paid'";
+pub const PAID: &str = "SELECT id, amount FROM orders WHERE status = 'paid'";
 
 #[test]
 fn kill_9_at_random_points_folds_to_the_uninterrupted_output() {

@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod live;
 mod mysql_app;
+mod partitions;
 mod pg_app;
 mod poison;
 mod service;

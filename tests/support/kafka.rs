@@ -51,6 +51,10 @@ pub fn wait_for_port(port: u16, what: &str) {
 /// broker configured for large messages takes them.
 const MAX_MESSAGE_BYTES: &str = "16777216";
 
+/// A record to produce: topic, key, value, and partition (`None`: the producer's
+/// partitioner decides).
+pub type Placed<'a, K, V> = (&'a String, Option<K>, Option<V>, Option<i32>);
+
 /// A tansu broker with in-memory storage, stopped on drop.
 pub struct Broker {
     child: Child,
@@ -99,7 +103,12 @@ impl Broker {
     }
 
     pub fn create_topics(&self, topics: &[&str]) {
-        eddy_kafka::admin::ensure_topics_blocking(&self.address, topics, 1)
+        self.create_partitioned_topics(topics, 1);
+    }
+
+    /// tansu creates no topic on first use: topics of several partitions are made here.
+    pub fn create_partitioned_topics(&self, topics: &[&str], partitions: i32) {
+        eddy_kafka::admin::ensure_topics_blocking(&self.address, topics, partitions)
             .expect("creating topics");
     }
 
@@ -108,22 +117,36 @@ impl Broker {
         &self,
         records: &[(String, Option<K>, Option<V>)],
     ) {
+        let placed: Vec<_> = records
+            .iter()
+            .map(|(topic, key, value)| (topic, key.as_ref(), value.as_ref(), None))
+            .collect();
+        self.produce_placed(&placed);
+    }
+
+    /// Produces records in order and waits until all are acknowledged.
+    pub fn produce_placed<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, records: &[Placed<'_, K, V>]) {
         let producer = self.producer.get_or_init(|| {
             ClientConfig::new()
                 .set("bootstrap.servers", &self.address)
                 .set("linger.ms", "5")
                 .set("max.in.flight.requests.per.connection", "1")
                 .set("message.max.bytes", MAX_MESSAGE_BYTES)
+                // Kafka's default for keyed records (librdkafka's own default differs).
+                .set("partitioner", "murmur2_random")
                 .create()
                 .expect("a producer")
         });
-        for (topic, key, value) in records {
+        for (topic, key, value, partition) in records {
             let mut record = BaseRecord::<[u8], [u8]>::to(topic);
             if let Some(key) = key {
                 record = record.key(key.as_ref());
             }
             if let Some(value) = value {
                 record = record.payload(value.as_ref());
+            }
+            if let Some(partition) = partition {
+                record = record.partition(*partition);
             }
             let mut pending = record;
             while let Err((e, back)) = producer.send(pending) {
@@ -144,6 +167,12 @@ impl Broker {
     /// a second (tansu 0.6 reports a high watermark behind the last offset, so it cannot
     /// say when the end is reached).
     pub fn read_all(&self, topic: &str) -> Vec<Received> {
+        self.read_partitions(topic, 1)
+    }
+
+    /// Every message of a topic's first `partitions` partitions, each partition's oldest
+    /// first, as [`Broker::read_all`] reads them.
+    pub fn read_partitions(&self, topic: &str, partitions: i32) -> Vec<Received> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
             .set(
@@ -154,8 +183,10 @@ impl Broker {
             .create()
             .expect("a consumer");
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
+        for partition in 0..partitions {
+            list.add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap();
+        }
         consumer.assign(&list).unwrap();
         let mut messages = Vec::new();
         let mut last = Instant::now();
@@ -175,6 +206,7 @@ impl Broker {
                 })
                 .unwrap_or_default();
             messages.push(Received {
+                partition: message.partition(),
                 key: text(message.key()),
                 value: text(message.payload()),
                 size,
@@ -195,6 +227,7 @@ impl Drop for Broker {
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub partition: i32,
     pub key: Option<String>,
     pub value: Option<String>,
     /// The value's size in bytes (0 for none).
@@ -210,6 +243,32 @@ impl Received {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The partition Kafka's default partitioner (Java's, and librdkafka's `murmur2_random`)
+/// gives a keyed record: murmur2 of the key bytes, made positive, modulo the partitions.
+pub fn default_partition(key: &[u8], partitions: i32) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ key.len() as u32;
+    let mut chunks = key.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (i, &b) in rest.iter().enumerate() {
+            h ^= u32::from(b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    ((h & 0x7fff_ffff) % partitions as u32) as i32
 }
 
 #[derive(serde::Deserialize)]

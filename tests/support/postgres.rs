@@ -25,6 +25,8 @@ pub const PG_QUERIES: &[&str] = &[
     "SELECT country, COUNT(*) FROM users GROUP BY country",
     "SELECT COUNT(*), COUNT(DISTINCT actor) FROM audit_log",
     "SELECT path, COUNT(*) FROM page_views GROUP BY path",
+    "SELECT id, amount FROM orders WHERE status = 'paid'",
+    "SELECT COUNT(*) FROM docs_full",
     // The body every docs row starts with (schema.sql), for checks before the workload ends.
     "SELECT string_agg(md5(i::text), '') FROM generate_series(1, 600) i",
 ];

@@ -137,12 +137,14 @@ impl Server {
         }
     }
 
-    /// Waits until the job's last checkpoint covers the first `count` messages of
-    /// partition 0 of `topic`: every result of them is then acknowledged by the broker.
+    /// Waits until the job's last checkpoint covers the first `count` messages of `topic`,
+    /// summed over its partitions: every result of them is then acknowledged by the broker.
     pub fn wait_until_checkpointed(&self, id: &str, topic: &str, count: usize) -> Value {
         self.wait_for_job(id, Duration::from_secs(120), |s| {
-            s["status"] == "RUNNING"
-                && s["checkpointOffsets"][topic]["0"].as_u64() == Some(count as u64)
+            let read = s["checkpointOffsets"][topic]
+                .as_object()
+                .map(|partitions| partitions.values().filter_map(Value::as_u64).sum::<u64>());
+            s["status"] == "RUNNING" && read == Some(count as u64)
         })
     }
 }

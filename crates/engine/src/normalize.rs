@@ -5,16 +5,31 @@
 //! columns filled with type defaults. So the normalizer keeps each table's current rows by
 //! primary key (only the columns the job reads) and retracts what it stored.
 //!
-//! Its invariants, which make at-least-once delivery harmless:
+//! Each row is kept with the source position of the change that wrote it (see
+//! [`crate::debezium::position`]), and each table with the position of its latest truncate,
+//! so the result does not depend on how Kafka's partitions interleave: one key's changes
+//! share a partition and arrive in order, but a truncate (which has no key) may arrive before
+//! or after rows written on either side of it.
+//!
+//! Its invariants, which make at-least-once delivery and any interleaving of partitions
+//! harmless:
+//! - a change positioned before the row stored for its key, or before the table's latest
+//!   truncate, is superseded: dropped (and counted);
 //! - an insert of a stored key replaces the stored row (a replayed insert changes nothing);
 //! - an update of a missing key inserts it;
 //! - a delete of a missing key is a no-op;
 //! - an unavailable (unchanged TOAST) value takes the stored value;
-//! - a truncate retracts every stored row.
+//! - a truncate at position T retracts every stored row written before T and keeps the
+//!   others (written after T, arrived first); one without a position retracts every row.
+//!
+//! An event without a comparable position is applied in arrival order, exact when a table's
+//! topic has one partition; [`Normalizer::ordering`] reports it.
 //!
 //! A table without a primary key has no identity to look rows up by: inserts are appended,
 //! and updates and deletes are applied only when they carry a full `before` image
-//! (`REPLICA IDENTITY FULL`). Such rows are kept as a multiset so truncates can retract them.
+//! (`REPLICA IDENTITY FULL`). Such rows are kept as a multiset so truncates can retract them;
+//! their events have no Kafka key, so only a one-partition topic keeps them in order, and
+//! they are applied in arrival order.
 
 use std::borrow::Cow;
 
@@ -26,15 +41,23 @@ use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::change::ChangeBatch;
+use crate::debezium::position::{Position, Read};
 use crate::debezium::{Event, Image, Images, Op};
 use crate::error::{Error, Result};
 use crate::keyed::{KeyedRows, Upsert};
 use crate::rows::{RowBytes, RowCodec, RowsBytes};
 
-/// The rows a normalizer keeps, as row bytes of the columns the job reads.
+/// The rows a normalizer keeps, as row bytes of the columns the job reads, and what orders
+/// the changes applied to them.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum TableState {
-    /// Primary key bytes → row bytes.
+pub struct TableState {
+    kept: Kept,
+    order: Order,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Kept {
+    /// Primary key bytes → row bytes and the position that wrote them.
     Keyed(KeyedRows),
     /// Row bytes → multiplicity, for tables without a primary key.
     Multiset(HashMap<RowBytes, i64>),
@@ -42,15 +65,103 @@ pub enum TableState {
 
 impl TableState {
     pub fn len(&self) -> usize {
-        match self {
-            TableState::Keyed(rows) => rows.len(),
-            TableState::Multiset(rows) => rows.len(),
+        match &self.kept {
+            Kept::Keyed(rows) => rows.len(),
+            Kept::Multiset(rows) => rows.len(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// How a table's changes are ordered: by their source positions, or as they arrived.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Order {
+    /// The latest truncate's position (0 for none): changes before it are superseded.
+    truncated_at: u128,
+    /// The log streamed positions come from (see [`Position::Ordered`]).
+    origin: Option<u64>,
+    /// Why positions are no longer compared, once they cannot be.
+    fallback: Option<String>,
+    /// Why the last event without a position had none.
+    unpositioned_reason: Option<String>,
+    positioned: u64,
+    unpositioned: u64,
+    superseded: u64,
+}
+
+/// Where an event is applied: at a position (0: in arrival order).
+#[derive(Clone, Copy)]
+struct Located {
+    at: u128,
+    /// An incremental snapshot's read, applied in arrival order against its key's row.
+    incremental: bool,
+}
+
+const ARRIVAL: Located = Located {
+    at: 0,
+    incremental: false,
+};
+
+impl Order {
+    fn locate(&mut self, position: &Position) -> Located {
+        if self.fallback.is_some() {
+            self.unpositioned += 1;
+            return ARRIVAL;
+        }
+        match position {
+            Position::Unordered(why) => {
+                self.unpositioned += 1;
+                if self.unpositioned_reason.as_deref() != Some(why.as_ref()) {
+                    self.unpositioned_reason = Some(why.to_string());
+                }
+                ARRIVAL
+            }
+            Position::Ordered { at, read, origin } => {
+                if *read != Read::Snapshot && *self.origin.get_or_insert(*origin) != *origin {
+                    self.fallback = Some(
+                        "the source's log changed (another server or binlog name), and \
+                         positions in different logs are not comparable: applied in arrival \
+                         order since"
+                            .into(),
+                    );
+                    self.unpositioned += 1;
+                    return ARRIVAL;
+                }
+                self.positioned += 1;
+                Located {
+                    at: *at,
+                    incremental: *read == Read::Incremental,
+                }
+            }
+        }
+    }
+
+    /// Whether a change at `event` is older than the table's truncate or than `stored`,
+    /// the position of its key's row.
+    fn is_superseded(&self, event: Located, stored: u128) -> bool {
+        event.at > 0 && (event.at < self.truncated_at || (!event.incremental && event.at < stored))
+    }
+}
+
+/// How one table's changes were ordered, as the job's status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableOrder {
+    pub table: String,
+    /// `sourcePosition`, `arrival`, or `noEventsYet`.
+    pub by: String,
+    /// Why some or all events were applied in arrival order.
+    pub reason: Option<String>,
+    /// Events applied at their source position.
+    pub positioned_events: u64,
+    /// Events applied in arrival order.
+    pub arrival_events: u64,
+    /// Changes dropped because the table held a later one: replays, and changes a
+    /// truncate read earlier from another partition had removed.
+    pub superseded_events: u64,
 }
 
 /// One event the normalizer could not apply, by its position in the input.
@@ -83,10 +194,14 @@ impl Normalizer {
             .map(|f| f.data_type().clone())
             .collect();
         let key_types = key_positions.iter().map(|&p| types[p].clone()).collect();
-        let state = if key_positions.is_empty() {
-            TableState::Multiset(HashMap::new())
+        let kept = if key_positions.is_empty() {
+            Kept::Multiset(HashMap::new())
         } else {
-            TableState::Keyed(KeyedRows::default())
+            Kept::Keyed(KeyedRows::default())
+        };
+        let state = TableState {
+            kept,
+            order: Order::default(),
         };
         Ok(Self {
             topic_table: table.to_string(),
@@ -110,6 +225,40 @@ impl Normalizer {
         self.state = state;
     }
 
+    /// How the table's changes have been ordered so far.
+    pub fn ordering(&self) -> TableOrder {
+        let order = &self.state.order;
+        let keyless = matches!(self.state.kept, Kept::Multiset(_));
+        let by = if order.positioned + order.unpositioned == 0 {
+            "noEventsYet"
+        } else if keyless || order.fallback.is_some() || order.positioned == 0 {
+            "arrival"
+        } else {
+            "sourcePosition"
+        };
+        let reason = if keyless {
+            Some(
+                "no primary key: events have no Kafka key, so only a one-partition topic keeps \
+                 them in order"
+                    .to_string(),
+            )
+        } else {
+            order.fallback.clone().or_else(|| {
+                (order.unpositioned > 0)
+                    .then(|| order.unpositioned_reason.clone())
+                    .flatten()
+            })
+        };
+        TableOrder {
+            table: self.topic_table.clone(),
+            by: by.to_string(),
+            reason,
+            positioned_events: order.positioned,
+            arrival_events: order.unpositioned,
+            superseded_events: order.superseded,
+        }
+    }
+
     /// Applies events in order, their images being rows of `images` (the decoder's
     /// columns); returns the resulting row changes and the events it rejected (which changed
     /// nothing).
@@ -123,9 +272,9 @@ impl Normalizer {
         let encoded = self.encode(images)?;
         let images = images.columns.as_slice();
         for (index, event) in events.into_iter().enumerate() {
-            let result = match &self.state {
-                TableState::Keyed(_) => self.apply_keyed(event, images, &encoded, &mut out),
-                TableState::Multiset(_) => self.apply_multiset(event, images, &encoded, &mut out),
+            let result = match &self.state.kept {
+                Kept::Keyed(_) => self.apply_keyed(event, images, &encoded, &mut out),
+                Kept::Multiset(_) => self.apply_multiset(event, images, &encoded, &mut out),
             };
             if let Err(error) = result {
                 rejected.push(Rejected { index, error });
@@ -180,6 +329,7 @@ impl Normalizer {
         encoded: &'e Encoded,
         out: &mut Changes<'e>,
     ) -> Result<()> {
+        let located = self.state.order.locate(&event.position);
         match event.op {
             Op::Read | Op::Create | Op::Update => {
                 let Some(after) = event.after else {
@@ -188,11 +338,17 @@ impl Normalizer {
                 self.check_key(&after, images)?;
                 let key = encoded.keys.row(after.row);
                 let mut row = Cow::Borrowed(encoded.rows.row(after.row));
-                let TableState::Keyed(rows) = &self.state else {
+                let Kept::Keyed(rows) = &self.state.kept else {
                     return Ok(());
                 };
+                let stored = rows.get(key);
+                let stored_at = stored.map_or(0, |(_, at)| at);
+                if self.state.order.is_superseded(located, stored_at) {
+                    self.state.order.superseded += 1;
+                    return Ok(());
+                }
                 if !after.unavailable.is_empty() {
-                    let stored = rows.get(key).ok_or_else(|| {
+                    let (stored, _) = stored.ok_or_else(|| {
                         self.fail(
                             "unchanged TOAST value for a row Eddy has not seen; \
                              use REPLICA IDENTITY FULL or re-snapshot the table",
@@ -212,13 +368,23 @@ impl Normalizer {
                     }
                     _ => None,
                 };
-                let TableState::Keyed(rows) = &mut self.state else {
+                let position = if located.incremental {
+                    located.at.max(stored_at)
+                } else {
+                    located.at
+                };
+                let TableState { kept, order } = &mut self.state;
+                let Kept::Keyed(rows) = kept else {
                     return Ok(());
                 };
-                if let Some(old) = moved_from.and_then(|old_key| rows.remove(old_key)) {
+                if let Some(old_key) = moved_from
+                    && let Some((_, old_at)) = rows.get(old_key)
+                    && !order.is_superseded(located, old_at)
+                    && let Some(old) = rows.remove(old_key)
+                {
                     out.push(Cow::Owned(old), -1);
                 }
-                match rows.upsert(key, &row) {
+                match rows.upsert(key, &row, position) {
                     Upsert::Unchanged => {}
                     Upsert::Replaced(old) => {
                         out.push(Cow::Owned(old), -1);
@@ -233,17 +399,40 @@ impl Normalizer {
                 };
                 self.check_key(image, images)?;
                 let key = encoded.keys.row(image.row);
-                if let TableState::Keyed(rows) = &mut self.state
-                    && let Some(old) = rows.remove(key)
-                {
-                    out.push(Cow::Owned(old), -1);
+                let TableState { kept, order } = &mut self.state;
+                let Kept::Keyed(rows) = kept else {
+                    return Ok(());
+                };
+                match rows.get(key) {
+                    None => {}
+                    Some((_, stored_at)) if order.is_superseded(located, stored_at) => {
+                        order.superseded += 1;
+                    }
+                    Some(_) => {
+                        if let Some(old) = rows.remove(key) {
+                            out.push(Cow::Owned(old), -1);
+                        }
+                    }
                 }
             }
             Op::Truncate => {
-                if let TableState::Keyed(rows) = &mut self.state {
-                    for old in rows.drain() {
-                        out.push(Cow::Owned(old), -1);
+                let TableState { kept, order } = &mut self.state;
+                let Kept::Keyed(rows) = kept else {
+                    return Ok(());
+                };
+                let before = match located.at {
+                    0 => u128::MAX,
+                    at if at > order.truncated_at => {
+                        order.truncated_at = at;
+                        at
                     }
+                    _ => {
+                        order.superseded += 1;
+                        return Ok(());
+                    }
+                };
+                for old in rows.drain_before(before) {
+                    out.push(Cow::Owned(old), -1);
                 }
             }
         }
@@ -257,6 +446,7 @@ impl Normalizer {
         encoded: &'e Encoded,
         out: &mut Changes<'e>,
     ) -> Result<()> {
+        self.state.order.unpositioned += 1;
         let needs_before = matches!(event.op, Op::Update | Op::Delete);
         let before = match event.before {
             Some(before) if before.unavailable.is_empty() => Some(before),
@@ -289,7 +479,7 @@ impl Normalizer {
             Some(b) if needs_before => Some(encoded.rows.row(b.row)),
             _ => None,
         };
-        let TableState::Multiset(rows) = &mut self.state else {
+        let Kept::Multiset(rows) = &mut self.state.kept else {
             return Ok(());
         };
         if event.op == Op::Truncate {

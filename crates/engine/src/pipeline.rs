@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic, value};
 use crate::error::{Error, Result};
 use crate::memory::StateUsage;
-use crate::normalize::{Normalizer, TableState};
+use crate::normalize::{Normalizer, TableOrder, TableState};
 use crate::ops::Node;
 use crate::plan;
 use crate::rows::RowCodec;
@@ -215,6 +215,14 @@ impl Pipeline {
         self.sources
             .iter()
             .map(|s| (s.name.as_str(), s.normalizer.state().len()))
+            .collect()
+    }
+
+    /// How each source table's changes have been ordered (by source position or arrival).
+    pub fn ordering(&self) -> Vec<TableOrder> {
+        self.sources
+            .iter()
+            .map(|s| s.normalizer.ordering())
             .collect()
     }
 
@@ -442,7 +450,8 @@ impl Pipeline {
     }
 }
 
-const SNAPSHOT_VERSION: u32 = 1;
+/// 2: rows carry their source positions, tables their ordering.
+const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

@@ -5,4 +5,5 @@ mod common;
 mod differential;
 mod differential_joins;
 mod differential_topn;
+mod ordering;
 mod slt;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use eddy_engine::normalize::TableOrder;
 use eddy_engine::{Encoder, Format, JobSpec, Pipeline};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -101,6 +102,7 @@ pub struct JobMetrics {
     last_checkpoint_ms: AtomicU64,
     checkpoint_offsets: Mutex<Offsets>,
     waiting_for: Mutex<Vec<String>>,
+    ordering: Mutex<Vec<TableOrder>>,
 }
 
 /// A copy of [`JobMetrics`] at one moment.
@@ -124,6 +126,9 @@ pub struct MetricsSnapshot {
     pub checkpoint_offsets: Offsets,
     /// Input topics that do not exist yet.
     pub waiting_for_topics: Vec<String>,
+    /// Per source table, whether its changes are ordered by their source positions or, where
+    /// those cannot be compared, as they arrive (exact only over one-partition topics).
+    pub ordering: Vec<TableOrder>,
 }
 
 impl JobMetrics {
@@ -148,6 +153,7 @@ impl JobMetrics {
             last_checkpoint_ms: (checkpoint > 0).then_some(checkpoint),
             checkpoint_offsets: self.checkpoint_offsets.lock().clone(),
             waiting_for_topics: self.waiting_for.lock().clone(),
+            ordering: self.ordering.lock().clone(),
         }
     }
 }
@@ -204,6 +210,7 @@ impl Job {
             .last_checkpoint_ms
             .store(meta.taken_at_ms, Ordering::Relaxed);
         *metrics.checkpoint_offsets.lock() = meta.offsets.clone();
+        *metrics.ordering.lock() = pipeline.ordering();
         admin::ensure_topics_blocking(
             &config.brokers,
             &[&config.output_topic, &config.dead_letter_topic],
@@ -305,6 +312,7 @@ impl Job {
         match applier.apply(&batch.messages, &batch.end, plan, failure) {
             Ok(records) => {
                 self.unsaved += records as u64;
+                *self.metrics.ordering.lock() = self.pipeline.ordering();
                 Ok(records)
             }
             Err(Failed { error, culprit }) => {

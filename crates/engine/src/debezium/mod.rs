@@ -8,6 +8,7 @@
 
 mod cells;
 pub mod inline_schema;
+pub mod position;
 mod scan;
 pub mod value;
 
@@ -21,6 +22,7 @@ use crate::temporal::Guard;
 pub use cells::Images;
 use cells::{Cell, ImageColumns};
 use inline_schema::FieldHint;
+use position::Position;
 use scan::Scanner;
 pub use value::{BinaryHandling, DecimalHandling, DecodeOptions, TimePrecision};
 
@@ -61,6 +63,8 @@ pub struct Event {
     pub after: Option<Image>,
     /// The Kafka key's columns, where the key holds all of them (the primary key).
     pub key: Option<Image>,
+    /// Where the change is in the source's log (`source`).
+    pub position: Position,
 }
 
 /// Where a column's value is in the text scanned: `start..end`.
@@ -82,6 +86,7 @@ struct Layout {
     schema: Span,
     payload: Span,
     op: Span,
+    source: Span,
     before: Side,
     after: Side,
 }
@@ -108,6 +113,7 @@ fn scan_envelope(
                     b"schema" => layout.schema = span,
                     b"payload" => layout.payload = span,
                     b"op" => layout.op = span,
+                    b"source" => layout.source = span,
                     _ => {}
                 }
                 return Ok(());
@@ -304,6 +310,7 @@ impl TableDecoder {
             before: push(before)?,
             after: push(after)?,
             key: push(key)?,
+            position: Position::of_source(wire.source.map(|(start, end)| &text[start..end])),
         }))
     }
 

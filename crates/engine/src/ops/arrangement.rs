@@ -9,7 +9,8 @@
 //!
 //! Buckets of up to [`LARGE_BUCKET`] bytes (a primary key's one row, a foreign key's few)
 //! live together in one arena ([`KeyedRows`]): no allocation, pointer or spare capacity per
-//! key, which is most of what a per-key buffer would cost. An edit rewrites the small bucket;
+//! key, which is most of what a per-key buffer would cost (the arena's entry header, shared
+//! with the normalizer, does carry a 16-byte source position, unused here). An edit rewrites the small bucket;
 //! a bucket that outgrows the limit moves to its own buffer, where a new row is appended
 //! rather than copying a hot key's whole bucket.
 //!
@@ -121,7 +122,7 @@ impl Arrangement {
     fn bucket_bytes(&self, key: &[u8]) -> Option<&[u8]> {
         match self.large.get(key) {
             Some(bucket) => Some(bucket),
-            None => self.small.get(key),
+            None => self.small.get(key).map(|(bucket, _)| bucket),
         }
     }
 
@@ -138,6 +139,7 @@ impl Arrangement {
         let counted = self.counted;
         self.small
             .iter()
+            .map(|(k, b, _)| (k, b))
             .chain(self.large.iter().map(|(k, b)| (k.as_ref(), b.as_slice())))
             .flat_map(move |(k, b)| entries(b, counted).map(move |e| (k, e)))
     }
@@ -235,6 +237,7 @@ impl Arrangement {
         let buckets = self
             .small
             .iter()
+            .map(|(k, b, _)| (k, b))
             .chain(self.large.iter().map(|(k, b)| (k.as_ref(), b.as_slice())));
         for (key, bucket) in buckets {
             for e in entries(bucket, self.counted) {

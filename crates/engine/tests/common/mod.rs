@@ -10,6 +10,8 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use eddy_engine::schema::{Catalog, TableDef};
 use eddy_engine::{ChangeKind, ResultChange};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
 /// What a database holds: every table's current rows (all columns, in declaration order).
 /// It is maintained with the database's own semantics, never from Debezium's images.
@@ -221,4 +223,23 @@ pub fn run_cases(default_cases: u64, check: impl Fn(u64) -> Result<(), String>) 
             panic!("case EDDY_DIFF_SEED={seed} failed:\n{failure}");
         }
     }
+}
+
+/// A random interleaving of `partitions` that keeps each one's order, as a consumer of
+/// several Kafka partitions may read them.
+pub fn interleave<T: Clone>(partitions: &[Vec<T>], rng: &mut StdRng) -> Vec<T> {
+    let mut picks: Vec<usize> = partitions
+        .iter()
+        .enumerate()
+        .flat_map(|(p, records)| std::iter::repeat_n(p, records.len()))
+        .collect();
+    picks.shuffle(rng);
+    let mut next = vec![0; partitions.len()];
+    picks
+        .into_iter()
+        .map(|p| {
+            next[p] += 1;
+            partitions[p][next[p] - 1].clone()
+        })
+        .collect()
 }

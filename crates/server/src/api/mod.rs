@@ -187,6 +187,7 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
         "lastCheckpointMs": job.metrics.last_checkpoint_ms,
         "checkpointOffsets": job.metrics.checkpoint_offsets,
         "waitingForTopics": job.metrics.waiting_for_topics,
+        "ordering": job.metrics.ordering,
     })
 }
 
