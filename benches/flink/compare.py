@@ -499,6 +499,7 @@ def main():
     inputs = {kind: {"path": str(source.eddy_path), "events": source.events,
                      "bytes": source.eddy_path.stat().st_size}
               for kind, (source, _) in sources.items()}
+    # `events` heads benches/table.py's table; generated inputs all hold --events events.
     report = {"events": next(iter(inputs.values()))["events"], "inputs": inputs,
               "rounds": 1 + args.repeat, "cpus": os.cpu_count(), "flink": "2.3.0 (PyFlink)",
               "queries": {}}
