@@ -1,16 +1,23 @@
 """Side-by-side benchmark of Eddy against Apache Flink on the same Debezium changelog.
 
-For each query Q1-Q3 it runs, alternately, Flink (PyFlink, streaming, parallelism 1,
-mini-batch, into a blackhole sink) and `eddy run` on one file of bare Debezium envelopes of
-the table `orders`, measuring each run's CPU seconds (user + sys) and peak RSS with
+For each query (Q1-Q5, or those --queries names) it runs, alternately, Flink (PyFlink,
+streaming, parallelism 1, mini-batch, into a blackhole sink) and `eddy run` on the same
+change events, measuring each run's CPU seconds (user + sys) and peak RSS with
 `/usr/bin/time -v`. Flink's figures are its JVM's: PyFlink starts the gateway JVM and does
 not wait for it, so JAVA_HOME points at a wrapper whose `bin/java` runs the real java under
-`/usr/bin/time`. Each engine also runs the query once over an empty file: its fixed cost of
+`/usr/bin/time`. Each engine also runs the query once over empty input: its fixed cost of
 starting and stopping. A separate Flink run collects the changelog; its final table must
-equal Eddy's. Prints a table per query and one JSON document (also written to
-target/flink-compare.json). Run through compare.sh, which prepares the venv and the binary.
+equal Eddy's (for the top-N Q5, up to how ties at the last place are broken). Prints a
+table per query and one JSON document (also written to target/flink-compare.json). Run
+through compare.sh, which prepares the venv and the binary.
+
+The queries over `orders` alone read one file of bare Debezium envelopes (`eddy gen
+--shape envelope`), both engines the same file. The join Q4 reads `orders` and
+`customers`: Eddy one file of Kafka records of both tables (`eddy gen --customers`),
+Flink that file split by table into two files of envelopes, one source each.
 
     target/flink-venv/bin/python benches/flink/compare.py --events 200000 --repeat 2
+    target/flink-venv/bin/python benches/flink/compare.py --queries Q1,Q4,Q5
 """
 import argparse
 import collections
@@ -39,10 +46,18 @@ AVG_TOLERANCE = Decimal("0.000001")
 
 @dataclass
 class Query:
+    """A benchmark query and how its final tables are compared.
+
+    `keys` are the result's key columns (Eddy's upsert key), `avg_columns` the AVGs that may
+    differ in the last digit, `join` whether it reads `customers` too, and `top_by` the
+    ORDER BY column of a top-N, whose ties at the last place either engine may break.
+    """
     name: str
     sql: str
     keys: list
     avg_columns: list = field(default_factory=list)
+    join: bool = False
+    top_by: str | None = None
 
 
 QUERIES = [
@@ -52,7 +67,26 @@ QUERIES = [
                 "COUNT(DISTINCT user_id) AS users FROM orders GROUP BY status", ["status"]),
     Query("Q3", "SELECT country, status, SUM(amount) AS total FROM orders WHERE amount > 100 "
                 "GROUP BY country, status HAVING COUNT(*) > 10", ["country", "status"]),
+    Query("Q4", "SELECT c.country, COUNT(*) AS n, SUM(o.amount) AS total "
+                "FROM orders o JOIN customers c ON o.user_id = c.id GROUP BY c.country",
+          ["country"], join=True),
+    Query("Q5", "SELECT user_id, SUM(amount) AS spent FROM orders GROUP BY user_id "
+                "ORDER BY spent DESC LIMIT 10", ["user_id"], top_by="spent"),
 ]
+
+
+@dataclass
+class Input:
+    """The same change events as each engine reads them.
+
+    Eddy reads `eddy_path`: bare envelopes of `eddy_table`, or Kafka records when
+    `eddy_table` is None. Flink reads `orders` and, for a join, `customers`: envelope files.
+    """
+    events: int
+    eddy_path: Path
+    eddy_table: str | None
+    orders: Path
+    customers: Path | None = None
 
 
 class Mismatch(Exception):
@@ -104,10 +138,12 @@ def fail_with_log(what, log):
 
 # ---------------------------------------------------------------- the two engines
 
-def flink_command(input_path, query, mode):
-    """The PyFlink client's command line (flink_job.py in the venv)."""
-    return [str(FLINK_PYTHON), str(FLINK_JOB), "--input", str(input_path),
-            "--sql", query.sql, "--mode", mode]
+def flink_command(source, query, mode):
+    """The PyFlink client's command line (flink_job.py in the venv) over `source`'s files."""
+    tables = ["--orders", str(source.orders)]
+    if source.customers is not None:
+        tables += ["--customers", str(source.customers)]
+    return [str(FLINK_PYTHON), str(FLINK_JOB), *tables, "--sql", query.sql, "--mode", mode]
 
 
 def flink_env(work, jvm_time):
@@ -116,7 +152,7 @@ def flink_env(work, jvm_time):
                 FLINK_JVM_TIME_FILE=str(jvm_time))
 
 
-def run_flink_timed(work, input_path, query, tag):
+def run_flink_timed(work, source, query, tag):
     """One Flink run into a blackhole sink: the JVM's CPU and RSS, the client's CPU, wall."""
     jvm_time, client_time = work / f"{tag}.jvm.time", work / f"{tag}.client.time"
     log = work / f"{tag}.log"
@@ -124,7 +160,7 @@ def run_flink_timed(work, input_path, query, tag):
     start = time.monotonic()
     with open(log, "wb") as err:
         client = subprocess.run([TIME, "-v", "-o", str(client_time),
-                                 *flink_command(input_path, query, "time")],
+                                 *flink_command(source, query, "time")],
                                 stdout=err, stderr=err, env=flink_env(work, jvm_time))
     if client.returncode != 0:
         fail_with_log(f"Flink {query.name}", log)
@@ -133,7 +169,7 @@ def run_flink_timed(work, input_path, query, tag):
     return dict(jvm, wall_s=round(wall, 2), client_cpu_s=parse_time_v(client_time)["cpu_s"])
 
 
-def run_flink_changelog(work, input_path, query):
+def run_flink_changelog(work, source, query):
     """Flink's collecting run: its changelog lines and the seconds to the first one."""
     tag = f"{query.name}.flink-check"
     jvm_time, log = work / f"{tag}.jvm.time", work / f"{tag}.log"
@@ -141,7 +177,7 @@ def run_flink_changelog(work, input_path, query):
     lines, first = [], None
     start = time.monotonic()
     with open(log, "wb") as err:
-        with subprocess.Popen(flink_command(input_path, query, "check"), stdout=subprocess.PIPE,
+        with subprocess.Popen(flink_command(source, query, "check"), stdout=subprocess.PIPE,
                               stderr=err, env=flink_env(work, jvm_time), text=True) as client:
             for line in client.stdout:
                 first = first if first is not None else time.monotonic() - start
@@ -152,11 +188,12 @@ def run_flink_changelog(work, input_path, query):
     return lines, None if first is None else round(first, 2)
 
 
-def run_eddy(work, input_path, query, tag):
+def run_eddy(work, source, query, tag):
     """One `eddy run`: CPU, RSS and wall from `/usr/bin/time`, and its output file."""
     report, out, log = work / f"{tag}.time", work / f"{tag}.jsonl", work / f"{tag}.log"
+    table = [] if source.eddy_table is None else ["--table", source.eddy_table]
     command = [TIME, "-v", "-o", str(report), str(EDDY), "run", "--schema", str(SCHEMA),
-               "--table", "orders", "--input", str(input_path), "--sql", query.sql]
+               *table, "--input", str(source.eddy_path), "--sql", query.sql]
     start = time.monotonic()
     with open(out, "wb") as stdout, open(log, "wb") as stderr:
         done = subprocess.run(command, stdout=stdout, stderr=stderr)
@@ -237,6 +274,49 @@ def compare_tables(flink, eddy, query):
     return last_digit
 
 
+def compare_top(flink, eddy, query):
+    """Compares two top-N answers, letting ties at the last place be broken either way.
+
+    Which of the rows tied at the lowest kept value make the cut is each engine's choice
+    (Eddy takes them by row key ascending, Flink arbitrarily), so the answers must hold the
+    same multiset of `top_by` values and the same rows above the lowest one. Raises Mismatch
+    otherwise; returns the number of rows at the lowest value and of those the engines chose
+    differently.
+    """
+    column = query.top_by
+
+    def ranked(table):
+        return sorted((dict(values)[column] for values in table.values()), reverse=True)
+
+    flink_values, eddy_values = ranked(flink), ranked(eddy)
+    for place, (f_value, e_value) in enumerate(zip(flink_values, eddy_values), start=1):
+        if f_value != e_value:
+            raise Mismatch(f"{query.name}: {column} at place {place} differs: "
+                           f"Flink {f_value}, Eddy {e_value}")
+    if len(flink_values) != len(eddy_values):
+        raise Mismatch(f"{query.name}: Flink keeps {len(flink_values)} rows, "
+                       f"Eddy {len(eddy_values)}")
+    if not flink_values:
+        return 0, 0
+    cut = flink_values[-1]
+
+    def split(table):
+        above = {key: values for key, values in table.items() if dict(values)[column] > cut}
+        return above, {key for key, values in table.items() if dict(values)[column] == cut}
+
+    (flink_above, flink_tied), (eddy_above, eddy_tied) = split(flink), split(eddy)
+    compare_tables(flink_above, eddy_above, query)
+    return len(flink_tied), len(flink_tied - eddy_tied)
+
+
+def check(flink, eddy, query):
+    """The comparison `query` calls for; returns what was let pass, for the report."""
+    if query.top_by is None:
+        return {"avg_last_digit": compare_tables(flink, eddy, query)}
+    tied, chosen_differently = compare_top(flink, eddy, query)
+    return {"tied_at_last_place": tied, "tied_chosen_differently": chosen_differently}
+
+
 # ---------------------------------------------------------------- figures
 
 def summary(runs, idle, events):
@@ -286,54 +366,25 @@ def print_query(name, result):
     print(f"  Eddy/Flink events per CPU-s: {times(result['throughput_ratio_eddy_over_flink'])} "
           f"({times(result['throughput_ratio_beyond_idle'])} beyond idle); "
           f"Flink/Eddy peak RSS: {times(result['rss_ratio_flink_over_eddy'])}")
-    print(f"  Flink's first result {flink['first_result_s']} s after its start; "
-          f"{result['rows']} result rows equal"
-          + (f" ({result['avg_last_digit']} AVGs differ in the 6th decimal)"
-             if result["avg_last_digit"] else ""))
+    passed = result["check"]
+    if passed.get("avg_last_digit"):
+        note = f" ({passed['avg_last_digit']} AVGs differ in the 6th decimal)"
+    elif "tied_at_last_place" in passed:
+        note = (f" ({passed['tied_at_last_place']} tied at the last place, "
+                f"{passed['tied_chosen_differently']} of them chosen differently)")
+    else:
+        note = ""
+    print(f"  {result['events']:,} events; Flink's first result {flink['first_result_s']} s "
+          f"after its start; {result['rows']} result rows equal{note}")
 
 
 # ---------------------------------------------------------------- the run
 
-def generate(events, work):
-    """Eddy's generator: `events` bare Debezium envelopes of `orders`."""
-    path = work / f"orders-{events}.jsonl"
-    subprocess.run([str(EDDY), "gen", "--events", str(events), "--shape", "envelope",
-                    "--decimal", "string", "--output", str(path)], check=True)
+def generate(events, path, *options):
+    """Eddy's generator: `events` change events with decimals as strings, into `path`."""
+    subprocess.run([str(EDDY), "gen", "--events", str(events), "--decimal", "string",
+                    *options, "--output", str(path)], check=True)
     return path
-
-
-def bench_query(work, input_path, empty_path, events, query, rounds):
-    """Idle runs, alternating timed runs, Flink's collecting run, the comparison, figures."""
-    print(f"{query.name}: both engines over an empty file ...", flush=True)
-    flink_idle = run_flink_timed(work, empty_path, query, f"{query.name}.flink.idle")
-    eddy_idle = run_eddy(work, empty_path, query, f"{query.name}.eddy.idle")[0]
-    flink_runs, eddy_runs = [], []
-    for round_no in range(rounds):
-        print(f"{query.name} round {round_no + 1}/{rounds}: Flink ...", end="", flush=True)
-        tag = f"{query.name}.{{}}.{round_no}"
-        flink_runs.append(run_flink_timed(work, input_path, query, tag.format("flink")))
-        print(f" {flink_runs[-1]['cpu_s']} CPU-s; Eddy ...", end="", flush=True)
-        eddy_run, eddy_out = run_eddy(work, input_path, query, tag.format("eddy"))
-        eddy_runs.append(eddy_run)
-        print(f" {eddy_run['cpu_s']} CPU-s", flush=True)
-    print(f"{query.name}: Flink collecting the changelog ...", flush=True)
-    changelog, first_result = run_flink_changelog(work, input_path, query)
-    flink_table, eddy_table = fold_flink(changelog, query), fold_eddy(eddy_out, query)
-    avg_last_digit = compare_tables(flink_table, eddy_table, query)
-    flink = summary(flink_runs, flink_idle, events)
-    eddy = summary(eddy_runs, eddy_idle, events)
-    flink["first_result_s"] = first_result
-    return {
-        "sql": query.sql,
-        "flink": flink,
-        "eddy": eddy,
-        "throughput_ratio_eddy_over_flink": ratio(flink["cpu_s"], eddy["cpu_s"]),
-        "throughput_ratio_beyond_idle": ratio(eddy["events_per_cpu_s_beyond_idle"],
-                                              flink["events_per_cpu_s_beyond_idle"]),
-        "rss_ratio_flink_over_eddy": ratio(flink["rss_mb"], eddy["rss_mb"]),
-        "rows": len(flink_table),
-        "avg_last_digit": avg_last_digit,
-    }
 
 
 def count_lines(path):
@@ -342,24 +393,121 @@ def count_lines(path):
         return sum(1 for _ in lines)
 
 
+def orders_input(path):
+    """Both engines read the same file of `orders` envelopes."""
+    return Input(count_lines(path), path, "orders", path)
+
+
+def split_by_table(records, work):
+    """Flink's input from Eddy's file of Kafka records of `orders` and `customers`.
+
+    Each record's envelope goes to its table's file (the topic's last part), in the order
+    read, so each table's changes keep their order; tombstones carry no change (Eddy skips
+    them) and are dropped.
+    """
+    paths = {table: work / f"{records.stem}.{table}.jsonl" for table in ("orders", "customers")}
+    events = 0
+    with open(records) as lines, open(paths["orders"], "w") as orders, \
+            open(paths["customers"], "w") as customers:
+        outputs = {"orders": orders, "customers": customers}
+        for number, line in enumerate(lines, start=1):
+            record = json.loads(line)
+            if record["value"] is None:
+                continue
+            table = record["topic"].rpartition(".")[2]
+            if table not in outputs:
+                sys.exit(f"{records}:{number}: a record of {record['topic']}, "
+                         "neither orders nor customers")
+            outputs[table].write(json.dumps(record["value"], separators=(",", ":")) + "\n")
+            events += 1
+    return Input(events, records, None, paths["orders"], paths["customers"])
+
+
+def bench_query(work, source, idle_source, query, rounds):
+    """Idle runs, alternating timed runs, Flink's collecting run, the comparison, figures."""
+    print(f"{query.name}: both engines over empty input ...", flush=True)
+    flink_idle = run_flink_timed(work, idle_source, query, f"{query.name}.flink.idle")
+    eddy_idle = run_eddy(work, idle_source, query, f"{query.name}.eddy.idle")[0]
+    flink_runs, eddy_runs = [], []
+    for round_no in range(rounds):
+        print(f"{query.name} round {round_no + 1}/{rounds}: Flink ...", end="", flush=True)
+        tag = f"{query.name}.{{}}.{round_no}"
+        flink_runs.append(run_flink_timed(work, source, query, tag.format("flink")))
+        print(f" {flink_runs[-1]['cpu_s']} CPU-s; Eddy ...", end="", flush=True)
+        eddy_run, eddy_out = run_eddy(work, source, query, tag.format("eddy"))
+        eddy_runs.append(eddy_run)
+        print(f" {eddy_run['cpu_s']} CPU-s", flush=True)
+    print(f"{query.name}: Flink collecting the changelog ...", flush=True)
+    changelog, first_result = run_flink_changelog(work, source, query)
+    flink_table, eddy_table = fold_flink(changelog, query), fold_eddy(eddy_out, query)
+    passed = check(flink_table, eddy_table, query)
+    flink = summary(flink_runs, flink_idle, source.events)
+    eddy = summary(eddy_runs, eddy_idle, source.events)
+    flink["first_result_s"] = first_result
+    return {
+        "sql": query.sql,
+        "events": source.events,
+        "input": str(source.eddy_path),
+        "flink": flink,
+        "eddy": eddy,
+        "throughput_ratio_eddy_over_flink": ratio(flink["cpu_s"], eddy["cpu_s"]),
+        "throughput_ratio_beyond_idle": ratio(eddy["events_per_cpu_s_beyond_idle"],
+                                              flink["events_per_cpu_s_beyond_idle"]),
+        "rss_ratio_flink_over_eddy": ratio(flink["rss_mb"], eddy["rss_mb"]),
+        "rows": len(flink_table),
+        "check": passed,
+    }
+
+
+def selected_queries(names):
+    """The queries named in a comma-separated list, in the list's order."""
+    by_name = {query.name: query for query in QUERIES}
+    chosen = [name.strip().upper() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in by_name]
+    if unknown or not chosen:
+        sys.exit(f"--queries: choose among {', '.join(by_name)} (got {names!r})")
+    return [by_name[name] for name in chosen]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to generate")
     parser.add_argument("--repeat", type=int, default=0, help="extra rounds per query")
-    parser.add_argument("--input", type=Path, help="an existing file of envelopes instead")
+    parser.add_argument("--queries", default=",".join(query.name for query in QUERIES),
+                        help="comma-separated, e.g. Q1,Q4,Q5 (default: all)")
+    parser.add_argument("--input", type=Path,
+                        help="an existing file of `orders` envelopes instead, for all but Q4")
+    parser.add_argument("--shop-input", type=Path,
+                        help="an existing file of Kafka records of both tables, for Q4")
     args = parser.parse_args()
+    queries = selected_queries(args.queries)
     WORK.mkdir(parents=True, exist_ok=True)
-    input_path = args.input.resolve() if args.input else generate(args.events, WORK)
-    events = count_lines(input_path)
-    empty_path = WORK / "empty.jsonl"
-    empty_path.write_text("")
-    report = {"events": events, "input_bytes": input_path.stat().st_size,
+    empty = WORK / "empty.jsonl"
+    empty.write_text("")
+    # By "orders" or "join": a query's input and the empty input of its idle run.
+    sources = {}
+    if any(not query.join for query in queries):
+        path = (args.input.resolve() if args.input
+                else generate(args.events, WORK / f"orders-{args.events}.jsonl",
+                             "--shape", "envelope"))
+        sources["orders"] = orders_input(path), Input(0, empty, "orders", empty)
+    if any(query.join for query in queries):
+        path = (args.shop_input.resolve() if args.shop_input
+                else generate(args.events, WORK / f"shop-{args.events}.jsonl",
+                             "--customers", "--shape", "kafka"))
+        sources["join"] = split_by_table(path, WORK), Input(0, empty, None, empty, empty)
+    inputs = {kind: {"path": str(source.eddy_path), "events": source.events,
+                     "bytes": source.eddy_path.stat().st_size}
+              for kind, (source, _) in sources.items()}
+    # `events` heads benches/table.py's table; generated inputs all hold --events events.
+    report = {"events": next(iter(inputs.values()))["events"], "inputs": inputs,
               "rounds": 1 + args.repeat, "cpus": os.cpu_count(), "flink": "2.3.0 (PyFlink)",
               "queries": {}}
     try:
-        for query in QUERIES:
+        for query in queries:
+            source, idle_source = sources["join" if query.join else "orders"]
             report["queries"][query.name] = bench_query(
-                WORK, input_path, empty_path, events, query, rounds=1 + args.repeat)
+                WORK, source, idle_source, query, rounds=1 + args.repeat)
     except Mismatch as mismatch:
         sys.exit(f"MISMATCH {mismatch}")
     for name, result in report["queries"].items():
