@@ -15,6 +15,7 @@
 //! - [`output`]: result changes encoded as upsert or Debezium JSON ([`temporal`] values as
 //!   text over their whole range).
 //! - [`pipeline`]: the public entry point tying these together, with snapshot and restore.
+//! - [`memory`]: what each part of the state costs, for `eddy bench`.
 //!
 //! The engine knows nothing of Kafka, HTTP or PostgreSQL: records come in as
 //! (topic, key, value) bytes and results leave as encoded bytes.
