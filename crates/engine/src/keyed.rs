@@ -2,27 +2,32 @@
 //!
 //! A map of boxed keys to boxed rows costs two allocations and two fat pointers per row,
 //! several times the row's own bytes. Here every row is one entry in a byte arena,
-//! `[key length u32][row length u32][position u128][key][row]`, and a hash table holds only
-//! the entries' offsets. The position is where in the source's log the row was written
-//! (see [`crate::debezium::position`]; 0 when unknown): 16 bytes per key. A row rewritten
-//! at the same length is overwritten in place; otherwise its old entry becomes garbage, and
-//! the arena is compacted once garbage outweighs live bytes.
+//! `[key length][row length][position][key][row]`, the lengths as LEB128 varints (two bytes
+//! for most rows), and a hash table holds only the entries' offsets, in 40 bits (5 bytes a
+//! slot; an arena can reach 1 TiB). The position is where in the source's log the row was
+//! written (see [`crate::debezium::position`]): 16 bytes, stored only once a row arrives
+//! with a known one, so that state no log position applies to (a join's arrangement, a
+//! changelog without source blocks) pays nothing for it.
+//!
+//! A row rewritten at the same length is overwritten in place; otherwise its old entry
+//! becomes garbage, and the arena is compacted once garbage passes a quarter of it. The
+//! arena grows by a quarter at a time (a large `Vec`'s `realloc` moves pages, not bytes), so
+//! that spare capacity stays near the garbage bound too.
 
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use crate::memory;
+use crate::{memory, varint};
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-const HEADER: usize = 24;
-/// Where an entry's position is.
-const POSITION: usize = 8;
+/// Bytes of a stored position.
+const POSITION: usize = 16;
 
 /// Garbage below this many bytes is never worth a compaction.
-const MIN_GARBAGE: usize = 1 << 20;
+const MIN_GARBAGE: usize = 64 << 10;
 
 /// What [`KeyedRows::upsert`] did.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,12 +46,78 @@ enum Written {
     Replaced,
 }
 
+/// An entry's offset in the arena, in 40 bits.
+#[derive(Debug, Clone, Copy)]
+struct Offset([u8; 5]);
+
+impl Offset {
+    fn new(offset: usize) -> Self {
+        let bytes = (offset as u64).to_le_bytes();
+        assert!(bytes[5..].iter().all(|&b| b == 0), "an arena of over 1 TiB");
+        Self([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4]])
+    }
+
+    fn get(self) -> usize {
+        let [a, b, c, d, e] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, 0, 0, 0]) as usize
+    }
+}
+
+/// Where the parts of one entry lie.
+#[derive(Clone, Copy)]
+struct Parts {
+    /// The position's first byte, if positions are stored.
+    position: Option<usize>,
+    key: usize,
+    key_len: usize,
+    row_len: usize,
+}
+
+impl Parts {
+    fn of(arena: &[u8], offset: usize, positioned: bool) -> Self {
+        let mut at = offset;
+        let key_len = varint::get(arena, &mut at) as usize;
+        let row_len = varint::get(arena, &mut at) as usize;
+        let position = positioned.then_some(at);
+        Self {
+            position,
+            key: at + if positioned { POSITION } else { 0 },
+            key_len,
+            row_len,
+        }
+    }
+
+    fn key(self, arena: &[u8]) -> &[u8] {
+        &arena[self.key..self.key + self.key_len]
+    }
+
+    fn row_start(self) -> usize {
+        self.key + self.key_len
+    }
+
+    fn row(self, arena: &[u8]) -> &[u8] {
+        &arena[self.row_start()..self.row_start() + self.row_len]
+    }
+
+    fn end(self) -> usize {
+        self.row_start() + self.row_len
+    }
+
+    fn position(self, arena: &[u8]) -> u128 {
+        self.position.map_or(0, |at| {
+            u128::from_le_bytes(arena[at..at + POSITION].try_into().expect("16 bytes"))
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct KeyedRows {
     arena: Vec<u8>,
-    offsets: HashTable<usize>,
+    offsets: HashTable<Offset>,
     hasher: foldhash::fast::FixedState,
     garbage: usize,
+    /// Whether entries hold a position: from the first row written at a known one.
+    positioned: bool,
 }
 
 impl std::fmt::Debug for KeyedRows {
@@ -55,27 +126,27 @@ impl std::fmt::Debug for KeyedRows {
             .field("rows", &self.len())
             .field("arena_bytes", &self.arena.len())
             .field("garbage", &self.garbage)
+            .field("positioned", &self.positioned)
             .finish()
     }
 }
 
-/// The position of the entry at `offset`.
-fn position(arena: &[u8], offset: usize) -> u128 {
-    let at = offset + POSITION;
-    u128::from_le_bytes(arena[at..at + 16].try_into().expect("16 bytes"))
-}
-
-/// The key and row of the entry at `offset`.
-fn entry(arena: &[u8], offset: usize) -> (&[u8], &[u8]) {
-    let len = |at: usize| {
-        u32::from_le_bytes([arena[at], arena[at + 1], arena[at + 2], arena[at + 3]]) as usize
-    };
-    let (key_len, row_len) = (len(offset), len(offset + 4));
-    let key = offset + HEADER;
-    (
-        &arena[key..key + key_len],
-        &arena[key + key_len..key + key_len + row_len],
-    )
+/// Appends an entry, growing the arena by a quarter when it is full. Keys and rows come from
+/// Kafka messages and state, far below the 1 TiB an offset can address.
+fn append(arena: &mut Vec<u8>, positioned: bool, key: &[u8], row: &[u8], position: u128) -> Offset {
+    let offset = arena.len();
+    let needed = 20 + POSITION + key.len() + row.len();
+    if arena.capacity() - arena.len() < needed {
+        arena.reserve_exact(needed.max(arena.len() / 4).max(4096));
+    }
+    varint::put(arena, key.len() as u64);
+    varint::put(arena, row.len() as u64);
+    if positioned {
+        arena.extend_from_slice(&position.to_le_bytes());
+    }
+    arena.extend_from_slice(key);
+    arena.extend_from_slice(row);
+    Offset::new(offset)
 }
 
 impl KeyedRows {
@@ -91,32 +162,25 @@ impl KeyedRows {
     /// offsets' hash table.
     pub fn allocated_bytes(&self) -> usize {
         memory::allocation(self.arena.capacity())
-            + memory::hash_table(self.offsets.capacity(), size_of::<usize>())
+            + memory::hash_table(self.offsets.capacity(), size_of::<Offset>())
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    /// The row stored under `key`, and its position.
-    pub fn get(&self, key: &[u8]) -> Option<(&[u8], u128)> {
-        let arena = &self.arena;
-        self.offsets
-            .find(self.hash(key), |&o| entry(arena, o).0 == key)
-            .map(|&o| (entry(arena, o).1, position(arena, o)))
+    fn parts(&self, offset: Offset) -> Parts {
+        Parts::of(&self.arena, offset.get(), self.positioned)
     }
 
-    /// Appends an entry. Keys and rows come from Kafka messages, far below 4 GiB.
-    fn append(arena: &mut Vec<u8>, key: &[u8], row: &[u8], position: u128) -> usize {
-        let offset = arena.len();
-        let key_len = u32::try_from(key.len()).expect("a key of over 4 GiB");
-        let row_len = u32::try_from(row.len()).expect("a row of over 4 GiB");
-        arena.extend_from_slice(&key_len.to_le_bytes());
-        arena.extend_from_slice(&row_len.to_le_bytes());
-        arena.extend_from_slice(&position.to_le_bytes());
-        arena.extend_from_slice(key);
-        arena.extend_from_slice(row);
-        offset
+    /// The row stored under `key`, and its position (0 when unknown).
+    pub fn get(&self, key: &[u8]) -> Option<(&[u8], u128)> {
+        let arena = &self.arena;
+        let positioned = self.positioned;
+        let parts = |o: Offset| Parts::of(arena, o.get(), positioned);
+        self.offsets
+            .find(self.hash(key), |&o| parts(o).key(arena) == key)
+            .map(|&o| (parts(o).row(arena), parts(o).position(arena)))
     }
 
     /// Stores `row` under `key`, written at `position`.
@@ -143,35 +207,43 @@ impl KeyedRows {
         position: u128,
         replaced: impl FnOnce(&[u8]),
     ) -> Written {
+        if position != 0 && !self.positioned {
+            self.rebuild(true);
+        }
         let hash = self.hash(key);
         let Self {
             arena,
             offsets,
             hasher,
             garbage,
+            positioned,
         } = self;
-        let found = offsets.find_mut(hash, |&o| entry(arena, o).0 == key);
+        let positioned = *positioned;
+        let parts = |arena: &[u8], o: Offset| Parts::of(arena, o.get(), positioned);
+        let found = offsets.find_mut(hash, |&o| parts(arena, o).key(arena) == key);
         let result = match found {
             None => {
-                let offset = Self::append(arena, key, row, position);
-                offsets.insert_unique(hash, offset, |&o| hasher.hash_one(entry(arena, o).0));
+                let offset = append(arena, positioned, key, row, position);
+                offsets.insert_unique(hash, offset, |&o| {
+                    hasher.hash_one(parts(arena, o).key(arena))
+                });
                 Written::Inserted
             }
             Some(offset) => {
-                let at = *offset + POSITION;
-                arena[at..at + 16].copy_from_slice(&position.to_le_bytes());
-                let (_, old) = entry(arena, *offset);
-                if old == row {
+                let old = parts(arena, *offset);
+                if let Some(at) = old.position {
+                    arena[at..at + POSITION].copy_from_slice(&position.to_le_bytes());
+                }
+                if old.row(arena) == row {
                     return Written::Unchanged;
                 }
-                let old_len = old.len();
-                replaced(old);
-                if old_len == row.len() {
-                    let start = *offset + HEADER + key.len();
+                replaced(old.row(arena));
+                if old.row_len == row.len() {
+                    let start = old.row_start();
                     arena[start..start + row.len()].copy_from_slice(row);
                 } else {
-                    *garbage += HEADER + key.len() + old_len;
-                    *offset = Self::append(arena, key, row, position);
+                    *garbage += old.end() - offset.get();
+                    *offset = append(arena, positioned, key, row, position);
                 }
                 Written::Replaced
             }
@@ -184,14 +256,17 @@ impl KeyedRows {
     pub fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let hash = self.hash(key);
         let arena = &self.arena;
+        let positioned = self.positioned;
         let found = self
             .offsets
-            .find_entry(hash, |&o| entry(arena, o).0 == key)
+            .find_entry(hash, |&o| {
+                Parts::of(arena, o.get(), positioned).key(arena) == key
+            })
             .ok()?;
         let (offset, _) = found.remove();
-        let (key, row) = entry(&self.arena, offset);
-        let row = row.to_vec();
-        self.garbage += HEADER + key.len() + row.len();
+        let parts = self.parts(offset);
+        let row = parts.row(&self.arena).to_vec();
+        self.garbage += parts.end() - offset.get();
         self.compact_if_wasteful();
         Some(row)
     }
@@ -200,15 +275,16 @@ impl KeyedRows {
     /// returning them.
     pub fn drain_before(&mut self, position: u128) -> Vec<Vec<u8>> {
         let arena = &self.arena;
+        let positioned = self.positioned;
         let mut rows = Vec::new();
         let mut freed = 0;
         self.offsets.retain(|&mut o| {
-            if self::position(arena, o) >= position {
+            let parts = Parts::of(arena, o.get(), positioned);
+            if parts.position(arena) >= position {
                 return true;
             }
-            let (key, row) = entry(arena, o);
-            freed += HEADER + key.len() + row.len();
-            rows.push(row.to_vec());
+            freed += parts.end() - o.get();
+            rows.push(parts.row(arena).to_vec());
             false
         });
         if self.is_empty() {
@@ -222,23 +298,46 @@ impl KeyedRows {
     }
 
     fn compact_if_wasteful(&mut self) {
-        if self.garbage < MIN_GARBAGE || self.garbage * 2 < self.arena.len() {
-            return;
+        if self.garbage >= MIN_GARBAGE && self.garbage * 4 >= self.arena.len() {
+            self.rebuild(self.positioned);
         }
-        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+    }
+
+    /// Rewrites the arena without garbage, with positions if `positioned` (0 for entries
+    /// that had none).
+    fn rebuild(&mut self, positioned: bool) {
+        let live = self.arena.len() - self.garbage;
+        let grown = if positioned && !self.positioned {
+            self.len() * POSITION
+        } else {
+            0
+        };
+        let mut arena = Vec::with_capacity(live + grown + live / 8);
         for offset in self.offsets.iter_mut() {
-            let (key, row) = entry(&self.arena, *offset);
-            *offset = Self::append(&mut arena, key, row, position(&self.arena, *offset));
+            let parts = Parts::of(&self.arena, offset.get(), self.positioned);
+            let (key, row) = (parts.key(&self.arena), parts.row(&self.arena));
+            *offset = append(
+                &mut arena,
+                positioned,
+                key,
+                row,
+                parts.position(&self.arena),
+            );
         }
         self.arena = arena;
         self.garbage = 0;
+        self.positioned = positioned;
     }
 
     /// Every key with its row and position.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], u128)> {
         self.offsets.iter().map(|&o| {
-            let (key, row) = entry(&self.arena, o);
-            (key, row, position(&self.arena, o))
+            let parts = self.parts(o);
+            (
+                parts.key(&self.arena),
+                parts.row(&self.arena),
+                parts.position(&self.arena),
+            )
         })
     }
 }
@@ -286,6 +385,19 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
+    fn positions_cost_nothing_until_one_is_known() {
+        let mut rows = KeyedRows::default();
+        rows.set(b"key", b"row");
+        // Two one-byte lengths, the key, the row.
+        assert_eq!(rows.arena.len(), 2 + 3 + 3);
+        assert_eq!(rows.upsert(b"other", b"r", 5 << 64), Upsert::Inserted);
+        assert!(rows.positioned);
+        assert_eq!(rows.get(b"key"), Some((&b"row"[..], 0)));
+        assert_eq!(rows.get(b"other"), Some((&b"r"[..], 5 << 64)));
+        assert_eq!(rows.arena.len(), (2 + 16 + 3 + 3) + (2 + 16 + 5 + 1));
+    }
+
+    #[test]
     fn behaves_like_a_map_through_compactions() {
         let mut rows = KeyedRows::default();
         let mut model: HashMap<Vec<u8>, (Vec<u8>, u128)> = HashMap::new();
@@ -313,7 +425,8 @@ mod tests {
         for (key, (row, position)) in &model {
             assert_eq!(rows.get(key), Some((row.as_slice(), *position)));
         }
-        assert!(rows.arena.len() < 2 * (rows.arena.len() - rows.garbage) + MIN_GARBAGE);
+        assert!(rows.positioned);
+        assert!(rows.garbage < MIN_GARBAGE || rows.garbage * 4 < rows.arena.len());
         let bytes = postcard::to_allocvec(&rows).unwrap();
         let restored: KeyedRows = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(restored.len(), model.len());

@@ -35,6 +35,7 @@ mod rows;
 pub mod schema;
 pub mod sink;
 pub mod temporal;
+mod varint;
 
 pub use error::{Error, Result};
 pub use memory::StateUsage;

@@ -9,20 +9,23 @@
 //! (no GROUP BY) has exactly one group, always: its first step emits it even on no input,
 //! since `SELECT COUNT(*) FROM t` is one row (`0`) over an empty table.
 
-use foldhash::{HashMap, HashMapExt};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::accumulator::{Accumulator, Prepared, Spec};
 use super::{Operator, single};
 use crate::change::ChangeBatch;
 use crate::error::{Error, Result};
-use crate::rows::{RowBytes, RowCodec};
+use crate::rows::RowCodec;
 
 pub use super::accumulator::{Function, Spec as AggregateSpec, SumKind};
 
@@ -34,40 +37,55 @@ pub struct AggregateCall {
     pub spec: Spec,
 }
 
+/// A group's key, inline up to 16 bytes (any one number, or a short string): a lookup then
+/// compares it where the hash table holds it, without a pointer to follow.
+type GroupKey = SmallVec<[u8; 16]>;
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Group {
     rows: i64,
-    accumulators: Vec<Accumulator>,
+    /// Inline for up to two aggregates, for the same reason as [`GroupKey`].
+    accumulators: SmallVec<[Accumulator; 2]>,
+    /// The last step that touched the group: its first touch in a step records the output
+    /// before the step. Not state: a restored group was touched by no step of this process.
+    #[serde(skip)]
+    step: u64,
 }
 
-/// A group a step works on.
+/// A group a step touches: where to find it again, and its output before the step.
 struct Touched {
-    key: RowBytes,
-    /// The group's output before the step.
+    hash: u64,
+    /// A row of the step's batch in this group, whose group key is the group's key; `None`
+    /// for the global group of a first step without rows.
+    row: Option<usize>,
     before: Option<Vec<ScalarValue>>,
-    group: Group,
 }
 
 #[derive(Deserialize)]
 struct State {
-    groups: Vec<(RowBytes, Group)>,
+    groups: Vec<(GroupKey, Group)>,
     started: bool,
 }
 
 /// [`State`] borrowed from the operator, so a snapshot does not copy the groups first.
 #[derive(Serialize)]
 struct StateRef<'a> {
-    groups: Vec<(&'a RowBytes, &'a Group)>,
+    groups: Vec<(&'a GroupKey, &'a Group)>,
     started: bool,
 }
 
+/// Groups by key, updated in place: a step hashes each input row's key once and touches each
+/// group's state where it lies, allocating only for groups it creates.
 #[derive(Debug)]
 pub struct AggregateOp {
     group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     group_codec: RowCodec,
     calls: Vec<AggregateCall>,
-    groups: HashMap<RowBytes, Group>,
-    /// Whether a step has run: a global aggregate's first step emits its row.
+    groups: HashTable<(GroupKey, Group)>,
+    hasher: foldhash::fast::FixedState,
+    /// Steps run so far: a global aggregate's first step emits its row.
+    steps: u64,
+    /// Whether a step has run, in this process or before its snapshot.
     started: bool,
     /// Output: group columns, aggregate columns, then the group columns again as the key.
     schema: SchemaRef,
@@ -84,7 +102,9 @@ impl AggregateOp {
             group_exprs,
             group_codec,
             calls,
-            groups: HashMap::new(),
+            groups: HashTable::new(),
+            hasher: foldhash::fast::FixedState::default(),
+            steps: 0,
             started: false,
             schema,
         }
@@ -92,27 +112,6 @@ impl AggregateOp {
 
     fn is_global(&self) -> bool {
         self.group_exprs.is_empty()
-    }
-
-    fn new_group(&self) -> Group {
-        Group {
-            rows: 0,
-            accumulators: self.calls.iter().map(|c| c.spec.new_state()).collect(),
-        }
-    }
-
-    /// The group's output values (aggregates only), or `None` when the group is absent.
-    fn output(&self, group: Option<&Group>) -> Result<Option<Vec<ScalarValue>>> {
-        match group {
-            Some(g) if g.rows > 0 || self.is_global() => g
-                .accumulators
-                .iter()
-                .zip(&self.calls)
-                .map(|(acc, call)| acc.evaluate(&call.spec))
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            _ => Ok(None),
-        }
     }
 
     /// Prepared arguments and FILTER masks of every call for one batch.
@@ -142,7 +141,7 @@ impl AggregateOp {
             .collect()
     }
 
-    fn build_output(&self, changes: Vec<(RowBytes, Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
+    fn build_output(&self, changes: Vec<(&[u8], Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
         if changes.is_empty() {
             return Ok(ChangeBatch::empty(self.schema.clone()));
         }
@@ -150,7 +149,7 @@ impl AggregateOp {
             Vec::new()
         } else {
             self.group_codec
-                .decode(changes.iter().map(|(k, _, _)| k.as_ref()))?
+                .decode(changes.iter().map(|(k, _, _)| *k))?
         };
         let mut columns = keys.clone();
         for i in 0..self.calls.len() {
@@ -160,6 +159,25 @@ impl AggregateOp {
         columns.extend(keys);
         let weights = changes.iter().map(|(_, _, w)| *w).collect();
         ChangeBatch::try_from_columns(self.schema.clone(), columns, weights)
+    }
+}
+
+/// A group's output values (aggregates only), or `None` when the group is absent: a grouped
+/// aggregate's group exists while its row count is positive, the global one always.
+fn output(
+    calls: &[AggregateCall],
+    global: bool,
+    group: Option<&Group>,
+) -> Result<Option<Vec<ScalarValue>>> {
+    match group {
+        Some(g) if g.rows > 0 || global => g
+            .accumulators
+            .iter()
+            .zip(calls)
+            .map(|(acc, call)| acc.evaluate(&call.spec))
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -193,53 +211,68 @@ impl Operator for AggregateOp {
     fn step(&mut self, inputs: Vec<ChangeBatch>) -> Result<ChangeBatch> {
         let input = single(inputs);
         let rows = input.len();
-        // The groups this step touches, taken out of the map while the step works on them,
-        // in first-touch order, with their output before the step.
+        self.steps += 1;
+        let step = self.steps;
+        let global = self.is_global();
+        let hasher = self.hasher.clone();
+        let rehash = |(key, _): &(GroupKey, Group)| hasher.hash_one(key.as_slice());
+        let new_group = |calls: &[AggregateCall]| Group {
+            rows: 0,
+            accumulators: calls.iter().map(|c| c.spec.new_state()).collect(),
+            step,
+        };
+        // The groups this step touches, in first-touch order, with their output before it.
         let mut touched: Vec<Touched> = Vec::new();
-        if !self.started && self.is_global() {
-            let group = self
-                .groups
-                .remove(&[][..])
-                .unwrap_or_else(|| self.new_group());
+        if !self.started && global {
+            let hash = hasher.hash_one(&[][..] as &[u8]);
+            let entry = self.groups.entry(hash, |(k, _)| k.is_empty(), rehash);
+            entry.or_insert_with(|| (GroupKey::new(), new_group(&self.calls)));
             touched.push(Touched {
-                key: RowBytes::default(),
+                hash,
+                row: None,
                 before: None,
-                group,
             });
         }
         self.started = true;
-        if rows > 0 {
+        let keys = if rows > 0 {
             let group_columns = self
                 .group_exprs
                 .iter()
                 .map(|e| Ok(e.evaluate(&input.data)?.into_array(rows)?))
                 .collect::<Result<Vec<_>>>()?;
-            let keys = self.group_codec.encode_rows(&group_columns, rows)?;
+            Some(self.group_codec.encode_rows(&group_columns, rows)?)
+        } else {
+            None
+        };
+        if let Some(keys) = &keys {
             let prepared = self.prepare(&input)?;
             let weights = input.weights.values();
-            let mut slots: HashMap<&[u8], usize> = HashMap::new();
-            if !touched.is_empty() {
-                // The global group of a first step.
-                slots.insert(&[], 0);
-            }
             for (row, &weight) in weights.iter().enumerate() {
                 let key = keys.row(row);
-                let slot = match slots.get(key) {
-                    Some(&slot) => slot,
-                    None => {
-                        let stored = self.groups.remove(key);
-                        let before = self.output(stored.as_ref())?;
-                        let group = stored.unwrap_or_else(|| self.new_group());
+                let hash = hasher.hash_one(key);
+                let group = match self.groups.entry(hash, |(k, _)| **k == *key, rehash) {
+                    Entry::Occupied(stored) => {
+                        let group = &mut stored.into_mut().1;
+                        if group.step != step {
+                            group.step = step;
+                            touched.push(Touched {
+                                hash,
+                                row: Some(row),
+                                before: output(&self.calls, global, Some(group))?,
+                            });
+                        }
+                        group
+                    }
+                    Entry::Vacant(slot) => {
                         touched.push(Touched {
-                            key: key.into(),
-                            before,
-                            group,
+                            hash,
+                            row: Some(row),
+                            before: None,
                         });
-                        slots.insert(key, touched.len() - 1);
-                        touched.len() - 1
+                        let stored = (GroupKey::from_slice(key), new_group(&self.calls));
+                        &mut slot.insert(stored).into_mut().1
                     }
                 };
-                let group = &mut touched[slot].group;
                 group.rows += weight;
                 for ((call, (arg, mask)), acc) in self
                     .calls
@@ -254,16 +287,23 @@ impl Operator for AggregateOp {
             }
         }
         let mut changes = Vec::new();
-        for Touched { key, before, group } in touched {
-            let after = self.output(Some(&group))?;
-            if after.is_some() {
-                self.groups.insert(key.clone(), group);
+        for Touched { hash, row, before } in touched {
+            let key: &[u8] = match (row, &keys) {
+                (Some(row), Some(keys)) => keys.row(row),
+                _ => &[],
+            };
+            let Ok(stored) = self.groups.find_entry(hash, |(k, _)| **k == *key) else {
+                continue;
+            };
+            let after = output(&self.calls, global, Some(&stored.get().1))?;
+            if after.is_none() {
+                stored.remove();
             }
             if before == after {
                 continue;
             }
             if let Some(before) = before {
-                changes.push((key.clone(), before, -1));
+                changes.push((key, before, -1));
             }
             if let Some(after) = after {
                 changes.push((key, after, 1));
@@ -274,7 +314,7 @@ impl Operator for AggregateOp {
 
     fn snapshot(&self) -> Result<Vec<u8>> {
         let state = StateRef {
-            groups: self.groups.iter().collect(),
+            groups: self.groups.iter().map(|(k, g)| (k, g)).collect(),
             started: self.started,
         };
         postcard::to_allocvec(&state).map_err(|e| Error::Snapshot(e.to_string()))
@@ -283,7 +323,14 @@ impl Operator for AggregateOp {
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         let state: State =
             postcard::from_bytes(bytes).map_err(|e| Error::Snapshot(e.to_string()))?;
-        self.groups = state.groups.into_iter().collect();
+        let hasher = self.hasher.clone();
+        self.groups = HashTable::with_capacity(state.groups.len());
+        for (key, group) in state.groups {
+            self.groups
+                .insert_unique(hasher.hash_one(key.as_slice()), (key, group), |(k, _)| {
+                    hasher.hash_one(k.as_slice())
+                });
+        }
         self.started = state.started;
         Ok(())
     }

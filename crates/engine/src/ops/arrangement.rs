@@ -9,8 +9,8 @@
 //!
 //! Buckets of up to [`LARGE_BUCKET`] bytes (a primary key's one row, a foreign key's few)
 //! live together in one arena ([`KeyedRows`]): no allocation, pointer or spare capacity per
-//! key, which is most of what a per-key buffer would cost (the arena's entry header, shared
-//! with the normalizer, does carry a 16-byte source position, unused here). An edit rewrites the small bucket;
+//! key, which is most of what a per-key buffer would cost, and no source position (rows
+//! here have none). An edit rewrites the small bucket;
 //! a bucket that outgrows the limit moves to its own buffer, where a new row is appended
 //! rather than copying a hot key's whole bucket.
 //!
@@ -19,12 +19,21 @@
 
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::keyed::KeyedRows;
-use crate::memory;
+use crate::{memory, varint};
 
 /// Buckets above this many bytes get their own buffer.
 const LARGE_BUCKET: usize = 1024;
+
+/// What [`Arrangement::edit`] does to a bucket.
+enum Edit<'a> {
+    /// [`Arrangement::add_all`]'s changes.
+    Add(&'a [(&'a [u8], i64, i64)]),
+    /// Adds to a stored row's match count.
+    Matches(&'a [u8], i64),
+}
 
 /// One stored row.
 #[derive(Debug, Clone, Copy)]
@@ -45,43 +54,12 @@ pub struct Arrangement {
     scratch: Vec<u8>,
 }
 
-// LEB128 by hand: two loops, where a crate would be a dependency for a dozen lines.
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
-    let mut value = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = bytes[*at];
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return value;
-        }
-        shift += 7;
-    }
-}
-
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
-}
-
-fn unzigzag(value: u64) -> i64 {
-    (value >> 1) as i64 ^ -((value & 1) as i64)
-}
-
 /// Appends one entry to a bucket.
 fn put_entry(bucket: &mut Vec<u8>, counted: bool, entry: Entry<'_>) {
-    put_varint(bucket, entry.row.len() as u64);
-    put_varint(bucket, zigzag(entry.weight));
+    varint::put(bucket, entry.row.len() as u64);
+    varint::put(bucket, varint::zigzag(entry.weight));
     if counted {
-        put_varint(bucket, zigzag(entry.matches));
+        varint::put(bucket, varint::zigzag(entry.matches));
     }
     bucket.extend_from_slice(entry.row);
 }
@@ -93,10 +71,10 @@ fn entries(bucket: &[u8], counted: bool) -> impl Iterator<Item = Entry<'_>> {
         if at >= bucket.len() {
             return None;
         }
-        let len = get_varint(bucket, &mut at) as usize;
-        let weight = unzigzag(get_varint(bucket, &mut at));
+        let len = varint::get(bucket, &mut at) as usize;
+        let weight = varint::unzigzag(varint::get(bucket, &mut at));
         let matches = if counted {
-            unzigzag(get_varint(bucket, &mut at))
+            varint::unzigzag(varint::get(bucket, &mut at))
         } else {
             0
         };
@@ -151,68 +129,77 @@ impl Arrangement {
             .map(|e| (e.weight, e.matches))
     }
 
-    /// Adds `weight` to a row's weight, storing it with `matches` if it is new; a row whose
-    /// weight reaches zero is removed.
-    pub fn add(&mut self, key: &[u8], row: &[u8], weight: i64, matches: i64) {
-        if let Some(bucket) = self.large.get_mut(key)
-            && !entries(bucket, self.counted).any(|e| e.row == row)
-        {
-            // A new row of a hot key: appended, not copied with its bucket.
-            let entry = Entry {
-                row,
-                weight,
-                matches,
-            };
-            put_entry(bucket, self.counted, entry);
-            return;
+    /// Adds each `(row, weight, matches)` of one join key, in order: `weight` to the row's
+    /// weight, storing it with `matches` if it is new; a row whose weight reaches zero is
+    /// removed. The key's bucket is rewritten once: an update that keeps its join key (a retraction and
+    /// an insertion under one key) then rewrites a small bucket in place, where two edits
+    /// would leave a garbage copy of it in the arena.
+    pub fn add_all(&mut self, key: &[u8], changes: &[(&[u8], i64, i64)]) {
+        let counted = self.counted;
+        for (i, &(row, weight, matches)) in changes.iter().enumerate() {
+            match self.large.get_mut(key) {
+                Some(bucket) if !entries(bucket, counted).any(|e| e.row == row) => {
+                    // A new row of a hot key: appended, not copied with its bucket.
+                    if weight != 0 {
+                        let entry = Entry {
+                            row,
+                            weight,
+                            matches,
+                        };
+                        put_entry(bucket, counted, entry);
+                    }
+                }
+                Some(_) => self.edit(key, Edit::Add(&changes[i..=i])),
+                None => return self.edit(key, Edit::Add(&changes[i..])),
+            }
         }
-        self.edit(key, row, |stored| match stored {
-            Some((w, m)) => (w + weight, m),
-            None => (weight, matches),
-        });
     }
 
     /// Adds `delta` to the match count of a stored row.
     pub fn add_matches(&mut self, key: &[u8], row: &[u8], delta: i64) {
-        if !self.counted || self.get(key, row).is_none() {
-            return;
+        if self.counted && self.get(key, row).is_some() {
+            self.edit(key, Edit::Matches(row, delta));
         }
-        self.edit(key, row, |stored| {
-            let (weight, matches) = stored.expect("checked above");
-            (weight, matches + delta)
-        });
     }
 
-    /// Rebuilds `key`'s bucket with `row`'s weight and match count replaced by what `change`
-    /// makes of the stored ones (if any); an entry of weight 0 is left out, an empty bucket
-    /// removed.
-    fn edit(
-        &mut self,
-        key: &[u8],
-        row: &[u8],
-        change: impl FnOnce(Option<(i64, i64)>) -> (i64, i64),
-    ) {
+    /// Rebuilds `key`'s bucket with `edit` applied; an entry of weight 0 is left out, an
+    /// empty bucket removed.
+    fn edit(&mut self, key: &[u8], edit: Edit<'_>) {
         let counted = self.counted;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let mut found = None;
-        if let Some(bucket) = self.bucket_bytes(key) {
-            for e in entries(bucket, counted) {
-                if e.row == row {
-                    found = Some((e.weight, e.matches));
-                } else {
-                    put_entry(&mut scratch, counted, e);
+        let mut rows: SmallVec<[Entry<'_>; 4]> = self
+            .bucket_bytes(key)
+            .into_iter()
+            .flat_map(|b| entries(b, counted))
+            .collect();
+        match edit {
+            Edit::Add(changes) => {
+                for &(row, weight, matches) in changes {
+                    match rows.iter().position(|e| e.row == row) {
+                        Some(i) => {
+                            rows[i].weight += weight;
+                            if rows[i].weight == 0 {
+                                rows.remove(i);
+                            }
+                        }
+                        None if weight != 0 => rows.push(Entry {
+                            row,
+                            weight,
+                            matches,
+                        }),
+                        None => {}
+                    }
+                }
+            }
+            Edit::Matches(row, delta) => {
+                if let Some(e) = rows.iter_mut().find(|e| e.row == row) {
+                    e.matches += delta;
                 }
             }
         }
-        let (weight, matches) = change(found);
-        if weight != 0 {
-            let entry = Entry {
-                row,
-                weight,
-                matches,
-            };
-            put_entry(&mut scratch, counted, entry);
+        for e in rows {
+            put_entry(&mut scratch, counted, e);
         }
         if let Some(bucket) = self.large.get_mut(key) {
             if scratch.is_empty() {
@@ -266,17 +253,17 @@ mod tests {
     #[test]
     fn weights_and_matches_per_row() {
         let mut a = Arrangement::new(true);
-        a.add(b"k", b"r1", 1, 3);
-        a.add(b"k", b"row2", 2, 0);
-        a.add(b"j", b"r1", 1, 0);
+        a.add_all(b"k", &[(&b"r1"[..], 1, 3)]);
+        a.add_all(b"k", &[(&b"row2"[..], 2, 0)]);
+        a.add_all(b"j", &[(&b"r1"[..], 1, 0)]);
         a.add_matches(b"k", b"r1", -1);
         assert_eq!(a.get(b"k", b"r1"), Some((1, 2)));
-        a.add(b"k", b"row2", -1, 9);
+        a.add_all(b"k", &[(&b"row2"[..], -1, 9)]);
         assert_eq!(a.get(b"k", b"row2"), Some((1, 0)));
-        a.add(b"k", b"r1", -1, 0);
+        a.add_all(b"k", &[(&b"r1"[..], -1, 0)]);
         assert_eq!(a.get(b"k", b"r1"), None);
         assert_eq!(a.bucket(b"k").count(), 1);
-        a.add(b"k", b"row2", -1, 0);
+        a.add_all(b"k", &[(&b"row2"[..], -1, 0)]);
         assert_eq!(a.bucket(b"k").count(), 0);
         assert_eq!(a.iter().count(), 1);
         let bytes = postcard::to_allocvec(&a).unwrap();
@@ -285,9 +272,45 @@ mod tests {
     }
 
     #[test]
+    fn one_edit_of_many_rows_equals_one_edit_per_row() {
+        let (mut batched, mut single) = (Arrangement::new(true), Arrangement::new(true));
+        let mut seed = 11u64;
+        for _ in 0..2000 {
+            let mut changes = Vec::new();
+            for _ in 0..1 + seed % 4 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let row = vec![(seed >> 40) as u8 % 6; 1 + (seed >> 50) as usize % 3];
+                let weight = (seed >> 33) as i64 % 3 - 1;
+                changes.push((row, weight, (seed >> 20) as i64 % 5));
+            }
+            let key = [(seed >> 45) as u8 % 3];
+            let borrowed: Vec<(&[u8], i64, i64)> = changes
+                .iter()
+                .map(|(r, w, m)| (r.as_slice(), *w, *m))
+                .collect();
+            batched.add_all(&key, &borrowed);
+            for change in &borrowed {
+                single.add_all(&key, std::slice::from_ref(change));
+            }
+        }
+        let sorted = |a: &Arrangement| {
+            let mut rows: Vec<_> = a
+                .iter()
+                .map(|(k, e)| (k.to_vec(), e.row.to_vec(), e.weight, e.matches))
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(sorted(&batched), sorted(&single));
+        assert!(!sorted(&batched).is_empty());
+    }
+
+    #[test]
     fn uncounted_sides_keep_no_match_counts() {
         let mut a = Arrangement::new(false);
-        a.add(b"k", b"r", 1, 5);
+        a.add_all(b"k", &[(&b"r"[..], 1, 5)]);
         a.add_matches(b"k", b"r", 2);
         assert_eq!(a.get(b"k", b"r"), Some((1, 0)));
         // Key, row length, weight, row: no bytes for a match count.
@@ -299,8 +322,8 @@ mod tests {
         let mut a = Arrangement::new(true);
         let rows: Vec<Vec<u8>> = (0..500u32).map(|i| i.to_le_bytes().to_vec()).collect();
         for (i, row) in rows.iter().enumerate() {
-            a.add(b"hot", row, 1, i as i64);
-            a.add(b"cold", row, -2, 0);
+            a.add_all(b"hot", &[(&row[..], 1, i as i64)]);
+            a.add_all(b"cold", &[(&row[..], -2, 0)]);
         }
         assert!(a.large.contains_key(b"hot".as_slice()));
         assert_eq!(a.bucket(b"hot").count(), 500);
@@ -308,7 +331,7 @@ mod tests {
         assert_eq!(a.get(b"hot", &rows[7]), Some((1, 107)));
         assert_eq!(a.get(b"cold", &rows[499]), Some((-2, 0)));
         for row in &rows {
-            a.add(b"hot", row, -1, 0);
+            a.add_all(b"hot", &[(&row[..], -1, 0)]);
         }
         assert_eq!(a.bucket(b"hot").count(), 0);
         assert!(!a.large.contains_key(b"hot".as_slice()));

@@ -461,13 +461,29 @@ impl Operator for JoinOp {
                     outputs.push(self.keyless(pairs.filter(&mask)?)?);
                 }
             }
+            // Consecutive rows of one join key (an update's retraction and insertion) are
+            // stored in one edit of its bucket. Touching first is safe: an edit of one row
+            // changes no other row's weight or match count.
+            let mut run: Vec<(&[u8], i64, i64)> = Vec::new();
+            let mut run_key: Option<&[u8]> = None;
             for (d, sum) in deltas[s].iter().zip(sums) {
                 if counted[s] {
                     touched[s].touch(&self.arranged[s], &d.key, &d.row);
                 }
-                if counted[s] || !d.null {
-                    self.arranged[s].add(&d.key, &d.row, d.weight, sum);
+                if !counted[s] && d.null {
+                    continue;
                 }
+                if run_key != Some(&d.key[..]) {
+                    if let Some(key) = run_key {
+                        self.arranged[s].add_all(key, &run);
+                    }
+                    run.clear();
+                    run_key = Some(&d.key);
+                }
+                run.push((&d.row, d.weight, sum));
+            }
+            if let Some(key) = run_key {
+                self.arranged[s].add_all(key, &run);
             }
         }
         self.right_rows = rows_after;

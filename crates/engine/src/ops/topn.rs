@@ -77,16 +77,81 @@ pub struct TopNSpec {
 }
 
 /// A partition entry's bytes: sort key, row key, values, in that order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The first 24 bytes of the sort key are also kept inline, so that most comparisons in a
+/// partition's B-tree decide on them without following the pointer to the bytes: a search
+/// in a partition of 100,000 rows compares some 40 entries, and each dereference is a cache
+/// miss. 24 bytes hold a whole encoded `Decimal128` (17 bytes), whose discriminating bytes
+/// are its last, or a 64-bit number with another column. Zero-padding a short sort key keeps
+/// the prefix's order consistent with the bytes' (a key that pads equal to another is
+/// compared in full).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "StoredEntry")]
 struct Entry {
+    prefix: Prefix,
     bytes: RowBytes,
     sort_len: u32,
     key_len: u32,
 }
 
+/// An [`Entry`] as a snapshot holds it: without the prefix, which its bytes give again.
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    bytes: RowBytes,
+    sort_len: u32,
+    key_len: u32,
+}
+
+/// [`StoredEntry`] borrowed, so that a snapshot does not copy every entry.
+#[derive(Serialize)]
+struct StoredEntryRef<'a> {
+    bytes: &'a RowBytes,
+    sort_len: u32,
+    key_len: u32,
+}
+
+impl From<StoredEntry> for Entry {
+    fn from(stored: StoredEntry) -> Self {
+        let sort_len = (stored.sort_len as usize).min(stored.bytes.len());
+        Self {
+            prefix: prefix(&stored.bytes[..sort_len]),
+            bytes: stored.bytes,
+            sort_len: stored.sort_len,
+            key_len: stored.key_len,
+        }
+    }
+}
+
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredEntryRef {
+            bytes: &self.bytes,
+            sort_len: self.sort_len,
+            key_len: self.key_len,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The first 24 bytes of a sort key, zero-padded, as big-endian numbers, which compare as the
+/// bytes do.
+type Prefix = (u128, u64);
+
+fn prefix(sort: &[u8]) -> Prefix {
+    let mut bytes = [0u8; 24];
+    let n = sort.len().min(24);
+    bytes[..n].copy_from_slice(&sort[..n]);
+    let (high, low) = bytes.split_at(16);
+    (
+        u128::from_be_bytes(high.try_into().expect("16 bytes")),
+        u64::from_be_bytes(low.try_into().expect("8 bytes")),
+    )
+}
+
 impl Entry {
     fn new(sort: &[u8], key: &[u8], values: &[u8]) -> Self {
         Self {
+            prefix: prefix(sort),
             bytes: [sort, key, values].concat().into(),
             sort_len: sort.len() as u32,
             key_len: key.len() as u32,
@@ -111,8 +176,9 @@ impl Entry {
 /// decide, as comparing the concatenated bytes could.
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.sort()
-            .cmp(other.sort())
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.sort().cmp(other.sort()))
             .then_with(|| self.key().cmp(other.key()))
             .then_with(|| self.values().cmp(other.values()))
     }
