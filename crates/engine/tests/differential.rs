@@ -12,12 +12,11 @@
 use base64::Engine;
 use datafusion::common::ScalarValue;
 use eddy_engine::schema::Catalog;
-use eddy_engine::{JobSpec, Pipeline, Record};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::common::{Folded, Model, interleave, run_cases, sorted};
+use crate::common::{Model, Sent, interleave, run_cases, run_incremental, sorted};
 
 const SCHEMA: &str = r#"
 datasource db { provider = "postgresql" url = env("DATABASE_URL") }
@@ -84,17 +83,6 @@ enum DecimalMode {
     Precise,
     String,
     Double,
-}
-
-/// A record as a connector would send it.
-#[derive(Clone, Debug)]
-struct Sent {
-    topic: &'static str,
-    key: Option<String>,
-    value: Option<String>,
-    /// A re-delivery. Replays are absorbed, but a replayed TOAST update of a row that a later
-    /// record deleted cannot be resolved and is reported (the replayed delete follows it).
-    replay: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -379,42 +367,6 @@ fn event_row(kind: Option<&str>, n: Option<i32>) -> Vec<ScalarValue> {
 }
 
 /// Feeds the records in random batches, snapshotting and restoring at random, and folds.
-fn run_incremental(sql: &str, sent: &[Sent], rng: &mut StdRng) -> Result<Vec<Vec<String>>, String> {
-    let spec = JobSpec {
-        schema: SCHEMA.into(),
-        sql: sql.into(),
-        decode: Default::default(),
-    };
-    let mut pipeline = Pipeline::new(spec).map_err(|e| e.to_string())?;
-    let mut folded = Folded::default();
-    let mut at = 0;
-    loop {
-        let size = rng.random_range(1..12);
-        for record in &sent[at..(at + size).min(sent.len())] {
-            pipeline
-                .push(Record {
-                    topic: record.topic,
-                    key: record.key.as_deref().map(str::as_bytes),
-                    value: record.value.as_deref().map(str::as_bytes),
-                })
-                .map_err(|e| format!("push refused {record:?}: {e}"))?;
-        }
-        at += size;
-        let rejected = pipeline.flush().map_err(|e| e.to_string())?;
-        if let Some(r) = rejected.iter().find(|r| !sent[r.ordinal as usize].replay) {
-            return Err(format!("flush rejected record {}: {}", r.ordinal, r.error));
-        }
-        folded.apply(&pipeline.drain())?;
-        if rng.random_bool(0.2) {
-            let bytes = pipeline.snapshot().map_err(|e| e.to_string())?;
-            pipeline = Pipeline::restore(&bytes).map_err(|e| e.to_string())?;
-        }
-        if at >= sent.len() {
-            return Ok(folded.rows());
-        }
-    }
-}
-
 /// The records spread over 2 to 8 partitions of their topic, by key (a record without one
 /// on any partition), and read in a random interleaving that keeps each partition's order.
 fn across_partitions(sent: &[Sent], rng: &mut StdRng) -> Vec<Sent> {
@@ -449,7 +401,7 @@ pub(crate) fn check_queries(seed: u64, queries: &[&str]) -> Result<(), String> {
     }
     for sql in queries {
         let expected = sorted(history.model.batch_query(sql)?);
-        let got = run_incremental(sql, &history.sent, &mut history.rng)?;
+        let got = run_incremental(SCHEMA, sql, &history.sent, 12, &mut history.rng)?;
         // Over several partitions, for the keyed table only (events without a key, those
         // of the table without a primary key, keep no order across partitions); for a
         // third of the queries, which keeps the test's time.
@@ -457,7 +409,7 @@ pub(crate) fn check_queries(seed: u64, queries: &[&str]) -> Result<(), String> {
             got.clone()
         } else {
             let shuffled = across_partitions(&history.sent, &mut history.rng);
-            run_incremental(sql, &shuffled, &mut history.rng)?
+            run_incremental(SCHEMA, sql, &shuffled, 12, &mut history.rng)?
         };
         if got != expected || partitioned != expected {
             return Err(format!(

@@ -10,12 +10,11 @@
 
 use datafusion::common::ScalarValue;
 use eddy_engine::schema::Catalog;
-use eddy_engine::{JobSpec, Pipeline, Record};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::common::{Folded, Model, run_cases, sorted};
+use crate::common::{Model, Sent, run_cases, run_incremental, sorted};
 
 const SCHEMA: &str = r#"
 datasource db { provider = "postgresql" url = env("DATABASE_URL") }
@@ -92,13 +91,6 @@ fn random_join(rng: &mut StdRng) -> String {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Sent {
-    topic: &'static str,
-    key: Option<String>,
-    value: Option<String>,
-}
-
 struct History {
     rng: StdRng,
     model: Model,
@@ -134,6 +126,7 @@ impl History {
             topic,
             key: key.map(|k| k.to_string()),
             value: value.map(|v| v.to_string()),
+            replay: false,
         });
     }
 
@@ -302,42 +295,6 @@ impl History {
 }
 
 /// Feeds the records in random batches, snapshotting and restoring at random, and folds.
-fn run_incremental(sql: &str, sent: &[Sent], rng: &mut StdRng) -> Result<Vec<Vec<String>>, String> {
-    let spec = JobSpec {
-        schema: SCHEMA.into(),
-        sql: sql.into(),
-        decode: Default::default(),
-    };
-    let mut pipeline = Pipeline::new(spec).map_err(|e| e.to_string())?;
-    let mut folded = Folded::default();
-    let mut at = 0;
-    loop {
-        let size = rng.random_range(1..16);
-        for record in &sent[at..(at + size).min(sent.len())] {
-            pipeline
-                .push(Record {
-                    topic: record.topic,
-                    key: record.key.as_deref().map(str::as_bytes),
-                    value: record.value.as_deref().map(str::as_bytes),
-                })
-                .map_err(|e| format!("push refused {record:?}: {e}"))?;
-        }
-        at += size;
-        let rejected = pipeline.flush().map_err(|e| e.to_string())?;
-        if let Some(r) = rejected.first() {
-            return Err(format!("flush rejected record {}: {}", r.ordinal, r.error));
-        }
-        folded.apply(&pipeline.drain())?;
-        if rng.random_bool(0.2) {
-            let bytes = pipeline.snapshot().map_err(|e| e.to_string())?;
-            pipeline = Pipeline::restore(&bytes).map_err(|e| e.to_string())?;
-        }
-        if at >= sent.len() {
-            return Ok(folded.rows());
-        }
-    }
-}
-
 fn check_case(seed: u64) -> Result<(), String> {
     let mut history = History::new(seed);
     let length = history.rng.random_range(0..80);
@@ -350,7 +307,7 @@ fn check_case(seed: u64) -> Result<(), String> {
     queries.extend((0..3).map(|_| random_join(&mut history.rng)));
     for sql in &queries {
         let expected = sorted(history.model.batch_query(sql)?);
-        let got = run_incremental(sql, &history.sent, &mut history.rng)?;
+        let got = run_incremental(SCHEMA, sql, &history.sent, 16, &mut history.rng)?;
         if got != expected {
             return Err(format!(
                 "{sql}\n  eddy:  {got:?}\n  batch: {expected:?}\n  records:\n{}",

@@ -4,12 +4,11 @@
 
 use datafusion::common::ScalarValue;
 use eddy_engine::schema::Catalog;
-use eddy_engine::{JobSpec, Pipeline, Record};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
-use crate::common::{Folded, Model, run_cases, sorted};
+use crate::common::{Model, Sent, run_cases, run_incremental, sorted};
 use crate::differential::check_queries;
 
 const QUERIES: &[&str] = &[
@@ -52,7 +51,15 @@ const WINDOW_QUERIES: &[&str] = &[
 fn check_windows(seed: u64) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut model = Model::new(Catalog::from_prisma(SCHEMA).map_err(|e| e.to_string())?);
-    let mut sent: Vec<String> = Vec::new();
+    let mut sent: Vec<Sent> = Vec::new();
+    let mut send = |value: serde_json::Value| {
+        sent.push(Sent {
+            topic: "app.public.hits",
+            key: None,
+            value: Some(value.to_string()),
+            replay: false,
+        })
+    };
     for _ in 0..rng.random_range(0..60) {
         let id = rng.random_range(0..10);
         if rng.random_bool(0.8) {
@@ -61,7 +68,7 @@ fn check_windows(seed: u64) -> Result<(), String> {
             let n = rng.random_range(0..100);
             let ts = minute.map(|m| format!("2024-01-01T{:02}:{:02}:00Z", m / 60, m % 60));
             let after = json!({"id": id, "kind": kind, "ts": ts, "n": n});
-            sent.push(json!({"before": null, "after": after, "op": "u"}).to_string());
+            send(json!({"before": null, "after": after, "op": "u"}));
             let micros = minute.map(|m| 1_704_067_200_000_000 + m * 60_000_000);
             model.upsert(
                 "hits",
@@ -74,46 +81,21 @@ fn check_windows(seed: u64) -> Result<(), String> {
             );
         } else if rng.random_bool(0.9) {
             let before = json!({"id": id, "kind": null, "ts": null, "n": null});
-            sent.push(json!({"before": before, "after": null, "op": "d"}).to_string());
+            send(json!({"before": before, "after": null, "op": "d"}));
             model.delete("hits", &[ScalarValue::Int32(Some(id))]);
         } else {
-            sent.push(json!({"before": null, "after": null, "op": "t"}).to_string());
+            send(json!({"before": null, "after": null, "op": "t"}));
             model.truncate("hits");
         }
     }
     for sql in WINDOW_QUERIES {
         let expected = sorted(model.batch_query(sql)?);
-        let spec = JobSpec {
-            schema: SCHEMA.into(),
-            sql: sql.to_string(),
-            decode: Default::default(),
-        };
-        let mut pipeline = Pipeline::new(spec).map_err(|e| e.to_string())?;
-        let mut folded = Folded::default();
-        for chunk in sent.chunks(rng.random_range(1..8)) {
-            for value in chunk {
-                pipeline
-                    .push(Record {
-                        topic: "app.public.hits",
-                        key: None,
-                        value: Some(value.as_bytes()),
-                    })
-                    .map_err(|e| e.to_string())?;
-            }
-            pipeline.flush().map_err(|e| e.to_string())?;
-            folded.apply(&pipeline.drain())?;
-            if rng.random_bool(0.3) {
-                let bytes = pipeline.snapshot().map_err(|e| e.to_string())?;
-                pipeline = Pipeline::restore(&bytes).map_err(|e| e.to_string())?;
-            }
-        }
-        pipeline.flush().map_err(|e| e.to_string())?;
-        folded.apply(&pipeline.drain())?;
-        if folded.rows() != expected {
+        let got = run_incremental(SCHEMA, sql, &sent, 8, &mut rng)?;
+        if got != expected {
+            let records: Vec<&str> = sent.iter().filter_map(|s| s.value.as_deref()).collect();
             return Err(format!(
-                "{sql}\n  eddy:  {:?}\n  batch: {expected:?}\n  records:\n    {}",
-                folded.rows(),
-                sent.join("\n    ")
+                "{sql}\n  eddy:  {got:?}\n  batch: {expected:?}\n  records:\n    {}",
+                records.join("\n    ")
             ));
         }
     }

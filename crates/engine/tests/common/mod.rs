@@ -9,7 +9,8 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use eddy_engine::schema::{Catalog, TableDef};
-use eddy_engine::{ChangeKind, ResultChange};
+use eddy_engine::{ChangeKind, JobSpec, Pipeline, Record, ResultChange};
+use rand::RngExt;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
@@ -242,4 +243,60 @@ pub fn interleave<T: Clone>(partitions: &[Vec<T>], rng: &mut StdRng) -> Vec<T> {
             partitions[p][next[p] - 1].clone()
         })
         .collect()
+}
+
+/// A record as a connector would send it.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub topic: &'static str,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    /// A re-delivery. Replays are absorbed, but a replayed TOAST update of a row that a later
+    /// record deleted cannot be resolved and is reported (the replayed delete follows it).
+    pub replay: bool,
+}
+
+/// Runs `sql` over `schema` incrementally: the records in random batches of fewer than
+/// `batch` records, with a snapshot and restore after one batch in five, and folds the
+/// output. A record the pipeline refuses is an error, unless it is a replay.
+pub fn run_incremental(
+    schema: &str,
+    sql: &str,
+    sent: &[Sent],
+    batch: usize,
+    rng: &mut StdRng,
+) -> Result<Vec<Vec<String>>, String> {
+    let spec = JobSpec {
+        schema: schema.into(),
+        sql: sql.into(),
+        decode: Default::default(),
+    };
+    let mut pipeline = Pipeline::new(spec).map_err(|e| e.to_string())?;
+    let mut folded = Folded::default();
+    let mut at = 0;
+    loop {
+        let size = rng.random_range(1..batch);
+        for record in &sent[at..(at + size).min(sent.len())] {
+            pipeline
+                .push(Record {
+                    topic: record.topic,
+                    key: record.key.as_deref().map(str::as_bytes),
+                    value: record.value.as_deref().map(str::as_bytes),
+                })
+                .map_err(|e| format!("push refused {record:?}: {e}"))?;
+        }
+        at += size;
+        let rejected = pipeline.flush().map_err(|e| e.to_string())?;
+        if let Some(r) = rejected.iter().find(|r| !sent[r.ordinal as usize].replay) {
+            return Err(format!("flush rejected record {}: {}", r.ordinal, r.error));
+        }
+        folded.apply(&pipeline.drain())?;
+        if rng.random_bool(0.2) {
+            let bytes = pipeline.snapshot().map_err(|e| e.to_string())?;
+            pipeline = Pipeline::restore(&bytes).map_err(|e| e.to_string())?;
+        }
+        if at >= sent.len() {
+            return Ok(folded.rows());
+        }
+    }
 }
