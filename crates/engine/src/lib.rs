@@ -17,6 +17,10 @@
 //! - [`pipeline`]: the public entry point tying these together, with snapshot and restore.
 //! - [`memory`]: what each part of the state costs, for `eddy bench`.
 //!
+//! Beside the path: `keyed` (rows by key in one byte arena, under the normalizer and each
+//! join side), `rows` (Arrow's row format as state keeps values) and `varint` (the lengths
+//! and weights state packs).
+//!
 //! The engine knows nothing of Kafka, HTTP or PostgreSQL: records come in as
 //! (topic, key, value) bytes and results leave as encoded bytes.
 
