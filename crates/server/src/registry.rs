@@ -6,6 +6,7 @@
 //! and the registry only the connector's name.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use eddy_engine::{Format, JobSpec};
@@ -84,25 +85,39 @@ impl Registry {
         Ok(jobs)
     }
 
-    /// Writes a definition atomically (a new file renamed over the old).
+    /// Writes a definition atomically and durably: a new file, synced, renamed over the old,
+    /// and the directory synced, as checkpoints are written.
     pub fn save(&self, job: &JobDefinition) -> Result<()> {
         let dir = self.job_dir(&job.id);
         fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let path = dir.join("job.json");
         let temporary = dir.join("job.json.tmp");
         let text = serde_json::to_vec_pretty(job).expect("a definition is plain data");
-        fs::write(&temporary, text).map_err(|e| io(&temporary, e))?;
-        fs::rename(&temporary, &path).map_err(|e| io(&path, e))
+        let mut file = fs::File::create(&temporary).map_err(|e| io(&temporary, e))?;
+        file.write_all(&text)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io(&temporary, e))?;
+        fs::rename(&temporary, &path).map_err(|e| io(&path, e))?;
+        sync_dir(&dir)?;
+        sync_dir(&self.root)
     }
 
-    /// Removes a job's definition and checkpoint.
+    /// Removes a job's definition and checkpoint, durably: a deleted job stays deleted
+    /// across a restart.
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.job_dir(id);
         match fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&dir, e)),
-            _ => Ok(()),
+            _ => sync_dir(&self.root),
         }
     }
+}
+
+/// Makes a directory's entries (a rename, a removal) durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {

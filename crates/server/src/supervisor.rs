@@ -122,10 +122,22 @@ struct Entry {
     runtime: Arc<Runtime>,
 }
 
+/// One job in the supervisor's map.
+struct Slot {
+    /// Held for the whole of a control operation (pause, resume, cancel, delete), which
+    /// stops a thread and writes the registry: racing requests for one job take turns, so
+    /// that two resumes cannot start two copies and nothing is saved after a delete.
+    turn: Mutex<()>,
+    /// Locked only briefly, so that reading a job never waits for a control operation.
+    entry: Mutex<Entry>,
+}
+
+/// Runs and controls every job, and keeps the registry on disk equal to what the API last
+/// answered.
 pub struct Supervisor {
     settings: Settings,
     registry: Registry,
-    jobs: Mutex<BTreeMap<String, Entry>>,
+    jobs: Mutex<BTreeMap<String, Arc<Slot>>>,
 }
 
 impl Supervisor {
@@ -151,12 +163,10 @@ impl Supervisor {
     /// Stores a new job and starts it.
     pub fn add(&self, definition: JobDefinition) -> Result<JobView> {
         self.registry.save(&definition)?;
-        let id = definition.id.clone();
-        self.install(definition);
-        Ok(self.get(&id).expect("just installed"))
+        Ok(self.install(definition))
     }
 
-    fn install(&self, definition: JobDefinition) {
+    fn install(&self, definition: JobDefinition) -> JobView {
         let state = match definition.desired {
             Desired::Running => JobState::Created,
             Desired::Paused => JobState::Paused,
@@ -166,13 +176,18 @@ impl Supervisor {
         if definition.desired == Desired::Running {
             self.spawn(&definition, &runtime);
         }
-        self.jobs.lock().insert(
-            definition.id.clone(),
-            Entry {
-                definition,
-                runtime,
-            },
-        );
+        let id = definition.id.clone();
+        let entry = Entry {
+            definition,
+            runtime,
+        };
+        let shown = view(&entry);
+        let slot = Slot {
+            turn: Mutex::new(()),
+            entry: Mutex::new(entry),
+        };
+        self.jobs.lock().insert(id, Arc::new(slot));
+        shown
     }
 
     fn spawn(&self, definition: &JobDefinition, runtime: &Arc<Runtime>) {
@@ -208,58 +223,79 @@ impl Supervisor {
     }
 
     pub fn get(&self, id: &str) -> Option<JobView> {
-        self.jobs.lock().get(id).map(view)
+        let slot = self.jobs.lock().get(id).cloned()?;
+        Some(view(&slot.entry.lock()))
     }
 
     pub fn list(&self) -> Vec<JobView> {
-        self.jobs.lock().values().map(view).collect()
+        let slots: Vec<Arc<Slot>> = self.jobs.lock().values().cloned().collect();
+        slots.iter().map(|s| view(&s.entry.lock())).collect()
     }
 
-    /// Stops a job (it checkpoints first) and records the new desired state. Blocks until
-    /// the job's thread has finished.
+    /// Runs `control` on a job's slot in the job's turn, once the slot is known to be still
+    /// in the map (a delete may have taken the turn first).
+    fn in_turn<T>(&self, id: &str, control: impl FnOnce(&Slot) -> Result<T>) -> Result<T> {
+        let not_found = || Error::NotFound(format!("job `{id}`"));
+        let slot = self.jobs.lock().get(id).cloned().ok_or_else(not_found)?;
+        let _turn = slot.turn.lock();
+        let current = self
+            .jobs
+            .lock()
+            .get(id)
+            .is_some_and(|s| Arc::ptr_eq(s, &slot));
+        if !current {
+            return Err(not_found());
+        }
+        control(&slot)
+    }
+
+    /// Records the new desired state, then stops the job (it checkpoints first) and starts
+    /// it again if it is to run. Blocks until the job's thread has finished. Racing calls for
+    /// one job take turns; a failure to save leaves the job as it was.
     pub fn set_desired(&self, id: &str, desired: Desired) -> Result<JobView> {
-        let (definition, runtime) = {
-            let mut jobs = self.jobs.lock();
-            let entry = jobs
-                .get_mut(id)
-                .ok_or_else(|| Error::NotFound(format!("job `{id}`")))?;
-            if entry.definition.desired == Desired::Canceled && desired != Desired::Canceled {
-                return Err(Error::Conflict(format!("job `{id}` is canceled")));
-            }
-            entry.definition.desired = desired;
+        self.in_turn(id, |slot| self.apply_desired(id, slot, desired))
+    }
+
+    fn apply_desired(&self, id: &str, slot: &Slot, desired: Desired) -> Result<JobView> {
+        let (mut definition, runtime) = {
+            let entry = slot.entry.lock();
             (entry.definition.clone(), Arc::clone(&entry.runtime))
         };
-        runtime.stop();
+        if definition.desired == Desired::Canceled && desired != Desired::Canceled {
+            return Err(Error::Conflict(format!("job `{id}` is canceled")));
+        }
+        definition.desired = desired;
         self.registry.save(&definition)?;
+        slot.entry.lock().definition = definition.clone();
+        runtime.stop();
         match desired {
             Desired::Running => {
                 let fresh = Runtime::new(JobState::Created);
                 self.spawn(&definition, &fresh);
-                if let Some(entry) = self.jobs.lock().get_mut(id) {
-                    entry.runtime = fresh;
-                }
+                slot.entry.lock().runtime = fresh;
             }
             Desired::Paused => runtime.set(JobState::Paused, None),
             Desired::Canceled => runtime.set(JobState::Canceled, None),
         }
-        Ok(self.get(id).expect("jobs are only removed by remove"))
+        Ok(view(&slot.entry.lock()))
     }
 
     /// Stops a job and forgets it, checkpoint included.
     pub fn remove(&self, id: &str) -> Result<JobView> {
-        let view = self.set_desired(id, Desired::Canceled)?;
-        self.jobs.lock().remove(id);
-        self.registry.remove(id)?;
-        Ok(view)
+        self.in_turn(id, |slot| {
+            let view = self.apply_desired(id, slot, Desired::Canceled)?;
+            self.registry.remove(id)?;
+            self.jobs.lock().remove(id);
+            Ok(view)
+        })
     }
 
     /// Stops every job; each finishes its batch and checkpoints.
     pub fn shutdown(&self) {
-        let runtimes: Vec<_> = self
-            .jobs
-            .lock()
-            .values()
-            .map(|e| Arc::clone(&e.runtime))
+        let slots: Vec<Arc<Slot>> = self.jobs.lock().values().cloned().collect();
+        let runtimes: Vec<_> = slots
+            .iter()
+            .map(|s| Arc::clone(&s.entry.lock().runtime))
             .collect();
         for runtime in &runtimes {
             runtime.stop.store(true, Ordering::Relaxed);
@@ -307,5 +343,93 @@ fn supervise(config: JobConfig, runtime: &Runtime) {
             std::thread::sleep(Duration::from_millis(50));
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definition(id: &str) -> JobDefinition {
+        JobDefinition {
+            id: id.into(),
+            name: format!("eddy-env-{id}"),
+            environment_id: "env".into(),
+            connection: "postgresql://app:***@db/shop".into(),
+            connector: "env".into(),
+            managed_connector: false,
+            spec: eddy_engine::JobSpec {
+                schema: "model T {\n  id Int @id\n  @@map(\"t\")\n}".into(),
+                sql: "SELECT COUNT(*) FROM t".into(),
+                decode: Default::default(),
+            },
+            format: eddy_engine::Format::Upsert,
+            input_topics: vec!["env.public.t".into()],
+            output_topic: format!("out-{id}"),
+            dead_letter_topic: "env.eddy.dlq".into(),
+            desired: Desired::Running,
+            created_at_ms: 0,
+        }
+    }
+
+    /// Pauses, resumes and deletes racing on one job: every answer is a view or a clean
+    /// refusal, never a panic; and what a restarted supervisor finds on disk is what the
+    /// last answers said.
+    #[test]
+    fn racing_control_calls_take_turns_and_the_registry_agrees() {
+        let data_dir = std::env::temp_dir().join(format!("eddy-sup-{:x}", rand::random::<u64>()));
+        // Nothing listens here: the jobs fail and retry, which is enough to start and stop.
+        let supervisor =
+            Arc::new(Supervisor::new(Settings::new("127.0.0.1:1", data_dir.clone())).unwrap());
+        let ids: Vec<String> = (0..4).map(|i| format!("job{i}")).collect();
+        for id in &ids {
+            supervisor.add(definition(id)).unwrap();
+        }
+        // Six calls per job, pauses and resumes; jobs 0 and 1 get a delete among them.
+        let calls: Vec<_> = (0..24)
+            .map(|i| {
+                let supervisor = Arc::clone(&supervisor);
+                let id = ids[i % ids.len()].clone();
+                let round = i / ids.len();
+                let delete = i % ids.len() < 2 && round == 3;
+                std::thread::spawn(move || match (delete, round % 2) {
+                    (true, _) => supervisor.remove(&id),
+                    (false, 0) => supervisor.set_desired(&id, Desired::Paused),
+                    (false, _) => supervisor.set_desired(&id, Desired::Running),
+                })
+            })
+            .collect();
+        for call in calls {
+            match call.join().expect("no control call panics") {
+                Ok(_) | Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => {}
+                Err(other) => panic!("unexpected refusal: {other}"),
+            }
+        }
+        let live: Vec<(String, Desired)> = supervisor
+            .list()
+            .into_iter()
+            .map(|v| (v.definition.id, v.definition.desired))
+            .collect();
+        let kept: Vec<&str> = live.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(kept, ["job2", "job3"]);
+        for slot in supervisor.jobs.lock().values() {
+            let entry = slot.entry.lock();
+            let running = entry.runtime.thread.lock().is_some();
+            assert_eq!(running, entry.definition.desired == Desired::Running);
+        }
+        supervisor.shutdown();
+        let restarted = Supervisor::new(Settings::new("127.0.0.1:1", data_dir.clone())).unwrap();
+        assert_eq!(restarted.resume_all().unwrap(), live.len());
+        let mut stored: Vec<(String, Desired)> = restarted
+            .list()
+            .into_iter()
+            .map(|v| (v.definition.id, v.definition.desired))
+            .collect();
+        stored.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut expected = live;
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(stored, expected);
+        restarted.shutdown();
+        std::fs::remove_dir_all(&data_dir).unwrap();
     }
 }
