@@ -1,0 +1,17 @@
+//! Eddy's PostgreSQL side: connection strings, preflight checks, and (in later modules) the
+//! change-data-capture connector that writes what Debezium's PostgreSQL connector writes.
+//!
+//! # Layout
+//!
+//! - [`config`]: connection strings in URL and `key=value` form, percent-decoded exactly.
+//! - [`preflight`]: every check a connector needs before anything is created, each with
+//!   its own reason.
+//!
+//! This crate does not depend on the engine: it speaks PostgreSQL and writes Debezium JSON.
+
+pub mod config;
+mod error;
+pub mod preflight;
+
+pub use config::{PgConfig, SslMode};
+pub use error::{Error, Result, describe};
