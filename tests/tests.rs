@@ -11,6 +11,7 @@ mod cli;
 mod live;
 mod mysql_app;
 mod partitions;
+mod pg_connector;
 mod pg_app;
 mod poison;
 mod service;
