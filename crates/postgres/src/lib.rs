@@ -6,12 +6,19 @@
 //! - [`config`]: connection strings in URL and `key=value` form, percent-decoded exactly.
 //! - [`preflight`]: every check a connector needs before anything is created, each with
 //!   its own reason.
+//! - [`replication`]: the walsender connection (login, replication commands, the CopyBoth
+//!   stream, standby status updates); [`pgoutput`] decodes what it carries; [`lsn`] are
+//!   its positions.
 //!
 //! This crate does not depend on the engine: it speaks PostgreSQL and writes Debezium JSON.
 
 pub mod config;
 mod error;
+pub mod lsn;
+pub mod pgoutput;
 pub mod preflight;
+pub mod replication;
 
 pub use config::{PgConfig, SslMode};
 pub use error::{Error, Result, describe};
+pub use lsn::Lsn;
