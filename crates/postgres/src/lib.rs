@@ -9,6 +9,7 @@
 //! - [`replication`]: the walsender connection (login, replication commands, the CopyBoth
 //!   stream, standby status updates); [`pgoutput`] decodes what it carries; [`lsn`] are
 //!   its positions.
+//! - [`values`]: column values, from PostgreSQL's text output to Debezium's JSON encodings.
 //!
 //! This crate does not depend on the engine: it speaks PostgreSQL and writes Debezium JSON.
 
@@ -18,6 +19,7 @@ pub mod lsn;
 pub mod pgoutput;
 pub mod preflight;
 pub mod replication;
+pub mod values;
 
 pub use config::{PgConfig, SslMode};
 pub use error::{Error, Result, describe};
