@@ -10,6 +10,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 
 use crate::error::{Error, Result};
+use crate::values::SESSION_SETTINGS;
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -124,6 +125,11 @@ impl PgConfig {
         if !self.password.is_empty() {
             config.password(&self.password);
         }
+        let options: Vec<String> = SESSION_SETTINGS
+            .iter()
+            .map(|(name, value)| format!("-c {name}={value}"))
+            .collect();
+        config.options(options.join(" "));
         // Only plaintext sessions are opened (see `check_tls`), which `prefer` falls back to.
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);
         config

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use crate::config::PgConfig;
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
+use crate::values::SESSION_SETTINGS;
 
 /// What the server sends while streaming.
 #[derive(Debug)]
@@ -56,14 +57,15 @@ impl ReplicationConnection {
             write: BytesMut::new(),
         };
         let application_name = config.application_name.as_deref().unwrap_or("eddy");
+        let parameters = [
+            ("user", config.user.as_str()),
+            ("database", config.dbname.as_str()),
+            ("replication", "database"),
+            ("application_name", application_name),
+            ("client_encoding", "UTF8"),
+        ];
         frontend::startup_message(
-            [
-                ("user", config.user.as_str()),
-                ("database", config.dbname.as_str()),
-                ("replication", "database"),
-                ("application_name", application_name),
-                ("client_encoding", "UTF8"),
-            ],
+            parameters.into_iter().chain(SESSION_SETTINGS.iter().copied()),
             &mut connection.write,
         )?;
         connection.flush().await?;

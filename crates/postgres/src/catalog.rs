@@ -1,0 +1,104 @@
+//! What the catalog says of a captured table: its columns' kinds and nullability, and its
+//! primary key (pgoutput's own key flags mark the replica identity, which under REPLICA
+//! IDENTITY FULL is every column, not the key Debezium writes).
+
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::preflight::TableName;
+use crate::values::Kind;
+
+/// A column of a captured table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: Kind,
+    pub not_null: bool,
+}
+
+/// A captured table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub name: TableName,
+    pub oid: u32,
+    pub columns: Vec<Column>,
+    /// Indexes into `columns` of the primary key, in key order; empty without one.
+    pub key: Vec<usize>,
+}
+
+/// Reads a table by OID, as it is now.
+pub async fn table(client: &Client, oid: u32) -> Result<Table> {
+    let head = client
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[&oid],
+        )
+        .await?
+        .ok_or_else(|| Error::Postgres(format!("table with OID {oid} no longer exists")))?;
+    let name = TableName {
+        schema: head.get(0),
+        name: head.get(1),
+    };
+    let rows = client
+        .query(
+            "SELECT a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, t.typcategory::text, \
+                    t.typelem, COALESCE(i.pos, 0)::int \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN LATERAL ( \
+                 SELECT k.pos FROM pg_index x, unnest(x.indkey) WITH ORDINALITY k(attnum, pos) \
+                 WHERE x.indrelid = a.attrelid AND x.indisprimary AND k.attnum = a.attnum \
+             ) i ON true \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await?;
+    let mut columns = Vec::with_capacity(rows.len());
+    let mut key: Vec<(i32, usize)> = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        let type_oid: u32 = row.get(1);
+        let modifier: i32 = row.get(2);
+        let category: String = row.get(4);
+        let element: u32 = row.get(5);
+        let kind = match Kind::of_builtin(type_oid, modifier) {
+            Some(kind) => kind,
+            // Enums, domains and other catalog types: their text; arrays of them, arrays of
+            // text.
+            None if element != 0 && category == "A" => Kind::Array(Box::new(
+                Kind::of_builtin(element, -1).unwrap_or(Kind::Text),
+            )),
+            None => Kind::Text,
+        };
+        let position: i32 = row.get(6);
+        if position > 0 {
+            key.push((position, index));
+        }
+        columns.push(Column {
+            name: row.get(0),
+            kind,
+            not_null: row.get(3),
+        });
+    }
+    key.sort();
+    Ok(Table {
+        name,
+        oid,
+        columns,
+        key: key.into_iter().map(|(_, index)| index).collect(),
+    })
+}
+
+/// The tables a publication captures, by OID, in schema and name order (the order
+/// Debezium snapshots them in).
+pub async fn published_tables(client: &Client, publication: &str) -> Result<Vec<u32>> {
+    let rows = client
+        .query(
+            "SELECT c.oid FROM pg_publication_tables p \
+             JOIN pg_namespace n ON n.nspname = p.schemaname \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
+             WHERE p.pubname = $1 ORDER BY p.schemaname, p.tablename",
+            &[&publication],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
