@@ -1,10 +1,21 @@
 //! Eddy's own PostgreSQL connector against a real PostgreSQL: preflight checks, each failing
-//! for its own reason.
+//! for its own reason, and the events of the pg-app workload compared field by field with
+//! what real Debezium wrote for it (fixtures/pg-app).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use eddy_postgres::PgConfig;
+use eddy_postgres::connector::{self, Settings, Sink, State, Status};
+use eddy_postgres::events::ChangeEvent;
 use eddy_postgres::preflight::{self, Outcome, Report, TableName, Target};
+use eddy_postgres::values::{DecimalMode, Modes, TimeMode};
+use serde_json::Value;
 
 use crate::support::postgres::PgServer;
+use crate::support::{FIXTURES, variant_path};
 
 const TABLES: &str = "CREATE TABLE keyed (id int PRIMARY KEY, v text); \
     CREATE TABLE full_rows (v text); ALTER TABLE full_rows REPLICA IDENTITY FULL; \
@@ -105,4 +116,155 @@ fn preflight_fails_wal_level_on_a_server_without_logical_decoding() {
     let failure = report.failure().unwrap();
     assert_eq!(failure.name, "wal_level", "{report:#?}");
     assert!(failure.reason.contains("wal_level = replica"), "{failure:?}");
+}
+
+/// Every event the connector hands over, kept in memory.
+#[derive(Clone, Default)]
+struct Collected(Arc<Mutex<Vec<ChangeEvent>>>);
+
+impl Sink for Collected {
+    async fn deliver(&mut self, events: Vec<ChangeEvent>) -> eddy_postgres::Result<()> {
+        self.0.lock().unwrap().extend(events);
+        Ok(())
+    }
+}
+
+/// A record as the comparison sees it: the fields that depend on when and where in the WAL
+/// it was written (`ts_*`, `lsn`, `sequence`, `txId`) and `source.version` left out, and
+/// of the headers only Debezium's key-change ones.
+fn comparable(topic: &str, key: &Value, value: &Value, headers: &[(String, String)]) -> Value {
+    let mut value = value.clone();
+    if let Some(envelope) = value.as_object_mut() {
+        for field in ["ts_ms", "ts_us", "ts_ns"] {
+            envelope.remove(field);
+        }
+        if let Some(source) = envelope.get_mut("source").and_then(Value::as_object_mut) {
+            for field in ["ts_ms", "ts_us", "ts_ns", "lsn", "sequence", "txId", "version"] {
+                source.remove(field);
+            }
+        }
+    }
+    let headers: Vec<Value> = headers
+        .iter()
+        .filter(|(name, _)| name == "__debezium.oldkey" || name == "__debezium.newkey")
+        .map(|(name, text)| {
+            serde_json::json!([name, serde_json::from_str::<Value>(text).unwrap()])
+        })
+        .collect();
+    serde_json::json!({"topic": topic, "key": key, "value": value, "headers": headers})
+}
+
+/// Debezium's records of a capture, per topic in order, made comparable.
+fn debezium_records(variant: &str) -> BTreeMap<String, Vec<Value>> {
+    let text = std::fs::read_to_string(variant_path(variant)).unwrap();
+    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let topic = record["topic"].as_str().unwrap().to_string();
+        let headers: Vec<(String, String)> = record["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let entry = comparable(&topic, &record["key"], &record["value"], &headers);
+        topics.entry(topic).or_default().push(entry);
+    }
+    topics
+}
+
+fn eddy_records(events: &[ChangeEvent]) -> BTreeMap<String, Vec<Value>> {
+    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for e in events {
+        let key = e.key.clone().unwrap_or(Value::Null);
+        let value = e.value.clone().unwrap_or(Value::Null);
+        let entry = comparable(&e.topic, &key, &value, &e.headers);
+        topics.entry(e.topic.clone()).or_default().push(entry);
+    }
+    topics
+}
+
+/// Runs the pg-app schema (snapshot) and workload (stream) through Eddy's connector with
+/// `modes`, until the workload's end marker arrives.
+fn capture_pg_app(modes: Modes) -> Vec<ChangeEvent> {
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let settings = Settings {
+        postgres: config(&pg, "postgres", "app"),
+        environment: "app".into(),
+        modes,
+    };
+    let collected = Collected::default();
+    let status = Arc::new(Mutex::new(Status::default()));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let task = {
+        let (mut sink, status) = (collected.clone(), Arc::clone(&status));
+        runtime.spawn(async move { connector::run(settings, &mut sink, status).await })
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            let status = status.lock().unwrap().clone();
+            assert!(
+                status.state != State::Failed && Instant::now() < deadline,
+                "waiting for {what}: {status:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("the snapshot", &|| status.lock().unwrap().state == State::Streaming);
+    pg.psql_file("app", &sql.join("workload.sql"));
+    wait("the end marker", &|| {
+        collected.0.lock().unwrap().iter().any(|e| {
+            e.topic == "app.public.marker"
+                && e.value.as_ref().is_some_and(|v| v["op"] == "c")
+        })
+    });
+    let confirmed = status.lock().unwrap().confirmed_lsn.clone();
+    assert!(confirmed.is_some(), "no LSN confirmed after the workload");
+    task.abort();
+    let events = collected.0.lock().unwrap().clone();
+    events
+}
+
+fn assert_same_as_debezium(variant: &str, modes: Modes) {
+    let ours = eddy_records(&capture_pg_app(modes));
+    let theirs = debezium_records(variant);
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "topics"
+    );
+    for (topic, expected) in &theirs {
+        let got = &ours[topic];
+        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert_eq!(g, e, "{variant}: {topic} record {i}");
+        }
+        assert_eq!(got.len(), expected.len(), "{variant}: records of {topic}");
+    }
+}
+
+#[test]
+fn events_equal_debeziums_field_by_field_with_precise_decimals() {
+    assert_same_as_debezium("precise_noschemas", Modes::default());
+}
+
+#[test]
+fn events_equal_debeziums_field_by_field_with_string_and_double_decimals() {
+    for (variant, decimal) in [
+        ("string_noschemas", DecimalMode::String),
+        ("double_noschemas", DecimalMode::Double),
+    ] {
+        let modes = Modes {
+            decimal,
+            time: TimeMode::Adaptive,
+        };
+        assert_same_as_debezium(variant, modes);
+    }
 }

@@ -5,6 +5,7 @@
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::pgoutput::Relation;
 use crate::preflight::TableName;
 use crate::values::Kind;
 
@@ -86,6 +87,45 @@ pub async fn table(client: &Client, oid: u32) -> Result<Table> {
         columns,
         key: key.into_iter().map(|(_, index)| index).collect(),
     })
+}
+
+/// A table as a Relation message describes it: the stream's columns, which may be older
+/// than the catalog's when the table changed since (a column added while its earlier
+/// changes are still being read), with nullability, key and catalog types taken from
+/// `current` by column name.
+pub fn as_streamed(relation: &Relation, current: &Table) -> Table {
+    let by_name = |name: &str| current.columns.iter().find(|c| c.name == name);
+    let columns: Vec<Column> = relation
+        .columns
+        .iter()
+        .map(|c| {
+            let known = by_name(&c.name);
+            Column {
+                name: c.name.clone(),
+                kind: Kind::of_builtin(c.type_oid, c.type_modifier)
+                    .or_else(|| known.map(|k| k.kind.clone()))
+                    .unwrap_or(Kind::Text),
+                not_null: known.is_some_and(|k| k.not_null),
+            }
+        })
+        .collect();
+    let key = current
+        .key
+        .iter()
+        .filter_map(|&i| {
+            let name = &current.columns[i].name;
+            columns.iter().position(|c| &c.name == name)
+        })
+        .collect();
+    Table {
+        name: TableName {
+            schema: relation.schema.clone(),
+            name: relation.name.clone(),
+        },
+        oid: relation.oid,
+        columns,
+        key,
+    }
 }
 
 /// The tables a publication captures, by OID, in schema and name order (the order

@@ -341,17 +341,9 @@ impl Connector {
                         self.replication.send_status(confirmed).await?;
                     }
                     Message::Relation(relation) => {
-                        let table = catalog::table(&self.sql, relation.oid).await?;
-                        if table.columns.len() != relation.columns.len() {
-                            return Err(Error::Postgres(format!(
-                                "table {} changed while its changes were read ({} columns in \
-                                 the stream, {} in the catalog)",
-                                table.name,
-                                relation.columns.len(),
-                                table.columns.len()
-                            )));
-                        }
-                        self.tables.insert(relation.oid, table);
+                        let current = catalog::table(&self.sql, relation.oid).await?;
+                        self.tables
+                            .insert(relation.oid, catalog::as_streamed(&relation, &current));
                     }
                     change => {
                         let (xid, ts_micros) = transaction.ok_or_else(|| {
