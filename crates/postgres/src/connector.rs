@@ -103,6 +103,62 @@ pub fn replication_name(environment: &str) -> String {
     name
 }
 
+/// How many bytes of WAL the slot keeps beyond what the connector confirmed; `None` when
+/// the slot does not exist.
+pub async fn slot_lag(postgres: &PgConfig, slot: &str) -> Result<Option<i64>> {
+    let client = connect(postgres).await.map_err(Error::Postgres)?;
+    let row = client
+        .query_opt(
+            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.get(0)))
+}
+
+/// Drops the slot and the publication `name`, once the slot's walsender has let go of it
+/// (a stopped connector's connection may take a moment to close).
+pub async fn drop_replication(postgres: &PgConfig, name: &str) -> Result<()> {
+    let client = connect(postgres).await.map_err(Error::Postgres)?;
+    let mut attempts = 0;
+    loop {
+        let dropped = client
+            .query(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND active_pid IS NOT NULL",
+                &[&name],
+            )
+            .await
+            .and(Ok(()));
+        let dropped = match dropped {
+            Ok(()) => {
+                client
+                    .query(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                         WHERE slot_name = $1",
+                        &[&name],
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match dropped {
+            Ok(_) => break,
+            Err(e) if attempts < 50 => {
+                tracing::debug!(slot = name, error = %crate::describe(&e), "slot busy; retrying");
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    client
+        .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name)))
+        .await?;
+    Ok(())
+}
+
 /// How many snapshot rows go to the sink at once.
 const SNAPSHOT_BATCH: usize = 8192;
 /// How long the stream may be silent before the connector confirms its position anyway.

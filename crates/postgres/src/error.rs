@@ -12,6 +12,9 @@ pub enum Error {
     /// The replication protocol broke: a message that is not what the protocol says.
     #[error("replication protocol: {0}")]
     Protocol(String),
+    /// The sink refused or lost events.
+    #[error("sink: {0}")]
+    Sink(String),
     /// A value or relation the encoder cannot turn into Debezium JSON.
     #[error("{table}.{column}: {detail}")]
     Value {

@@ -14,6 +14,8 @@ use serde::Deserialize;
 use crate::connect::ConnectClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::pg_connectors::PgConnectors;
+use eddy_postgres::preflight::Report;
 use crate::registry::{Desired, JobDefinition};
 use crate::supervisor::{JobView, Supervisor};
 
@@ -50,6 +52,7 @@ pub struct Service {
     supervisor: Arc<Supervisor>,
     connect: Option<ConnectClient>,
     brokers: String,
+    postgres: PgConnectors,
 }
 
 impl Service {
@@ -58,7 +61,18 @@ impl Service {
             supervisor: Arc::new(supervisor),
             connect,
             brokers,
+            postgres: PgConnectors::default(),
         }
+    }
+
+    /// Eddy's own PostgreSQL connectors (used without a Kafka Connect URL).
+    pub fn postgres_connectors(&self) -> &PgConnectors {
+        &self.postgres
+    }
+
+    /// Whether the connector of `connection` is one this service runs or registers.
+    fn manages(&self, connection: &Connection) -> bool {
+        self.connect.is_some() || connection.postgres().is_some()
     }
 
     pub fn supervisor(&self) -> &Supervisor {
@@ -81,10 +95,17 @@ impl Service {
     ) -> Result<ConnectorView> {
         let name = connector_name(environment);
         let Some(connect) = &self.connect else {
-            return Ok(ConnectorView {
-                name,
-                state: "unmanaged".into(),
-            });
+            let Some(postgres) = connection.postgres() else {
+                return Ok(ConnectorView {
+                    name,
+                    state: "unmanaged".into(),
+                });
+            };
+            self.postgres
+                .ensure(&name, postgres, environment, &self.brokers)
+                .await?;
+            let state = self.connector_state(&name).await;
+            return Ok(ConnectorView { name, state });
         };
         let config =
             connection.connector_config(environment, &self.brokers, server_id(environment));
@@ -96,7 +117,13 @@ impl Service {
     /// The connector's state as Kafka Connect reports it.
     pub async fn connector_state(&self, name: &str) -> String {
         let Some(connect) = &self.connect else {
-            return "unmanaged".into();
+            return match self.postgres.view(name).await {
+                Some(view) => serde_json::to_value(view.status.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                None => "unmanaged".into(),
+            };
         };
         match connect.state(name).await {
             Ok(Some(state)) => state,
@@ -106,6 +133,20 @@ impl Service {
                 "UNREACHABLE".into()
             }
         }
+    }
+
+    /// The preflight checks of a PostgreSQL connection string, for `environmentId`.
+    pub async fn test_connector(&self, request: Environment) -> Result<Report> {
+        let connection =
+            Connection::parse(&required("connectionString", request.connection_string)?)?;
+        let environment = environment_id(request.environment_id)?;
+        let postgres = connection.postgres().ok_or_else(|| {
+            Error::invalid(
+                "connectionString",
+                "only PostgreSQL connections are tested here (MySQL runs on Kafka Connect)",
+            )
+        })?;
+        Ok(PgConnectors::test(postgres, &environment).await)
     }
 
     /// Validates and plans the job, ensures its connector, stores and starts it.
@@ -152,7 +193,7 @@ impl Service {
             environment_id: environment,
             connection: connection.redacted(),
             connector: connector.name,
-            managed_connector: self.connect.is_some(),
+            managed_connector: self.manages(&connection),
             spec,
             format,
             input_topics,
@@ -188,8 +229,11 @@ impl Service {
         for id in ids {
             canceled.push(self.set_desired(id, Desired::Canceled).await?);
         }
-        if let Some(connect) = &self.connect {
-            connect.delete(&connector_name(&environment)).await?;
+        match &self.connect {
+            Some(connect) => connect.delete(&connector_name(&environment)).await?,
+            None => {
+                self.postgres.delete(&connector_name(&environment)).await?;
+            }
         }
         Ok(canceled)
     }
@@ -216,6 +260,7 @@ impl Service {
                     .list()
                     .into_iter()
                     .map(|j| j.definition.connector)
+                    .chain(self.postgres.names())
                     .collect();
                 names.sort();
                 names.dedup();

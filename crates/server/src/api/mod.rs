@@ -4,6 +4,7 @@
 //! `POST /createConnector`, `POST /createJob`, `POST /deleteJob`, `GET /jobStatus/{id}`
 //! (or `GET /jobStatus?environmentId=`). Resource API: `GET|POST /v1/jobs`,
 //! `GET|DELETE /v1/jobs/{id}`, `POST /v1/jobs/{id}/pause|resume`, `GET /v1/connectors`,
+//! `POST /v1/connectors/test` (preflight), `GET|DELETE /v1/connectors/{name}`,
 //! `GET /healthz`.
 
 mod error;
@@ -22,6 +23,7 @@ pub use error::ApiError;
 use fields::Fields;
 
 use crate::error::Error;
+use crate::pg_connectors::report_json;
 use crate::registry::Desired;
 use crate::service::{CreateJob, Environment, Service};
 use crate::supervisor::JobView;
@@ -40,6 +42,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/jobs/{id}/pause", post(pause_job))
         .route("/v1/jobs/{id}/resume", post(resume_job))
         .route("/v1/connectors", get(list_connectors))
+        .route("/v1/connectors/test", post(test_connector))
+        .route(
+            "/v1/connectors/{name}",
+            get(get_connector).delete(delete_connector),
+        )
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -155,6 +162,36 @@ async fn list_connectors(State(service): State<Arc<Service>>) -> Reply {
     Ok((StatusCode::OK, Json(json!(connectors))))
 }
 
+/// Runs the preflight checks of a PostgreSQL connection: `200` with every check, pass or
+/// fail, and its reason.
+async fn test_connector(
+    State(service): State<Arc<Service>>,
+    Fields(request): Fields<Environment>,
+) -> Reply {
+    let report = service.test_connector(request).await?;
+    Ok((StatusCode::OK, Json(report_json(&report))))
+}
+
+async fn get_connector(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
+    let view = service
+        .postgres_connectors()
+        .view(&name)
+        .await
+        .ok_or_else(|| Error::NotFound(format!("connector `{name}`")))?;
+    Ok((StatusCode::OK, Json(json!(view))))
+}
+
+/// Stops one of Eddy's own connectors and drops its slot and publication.
+async fn delete_connector(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+) -> Reply {
+    if !service.postgres_connectors().delete(&name).await? {
+        return Err(Error::NotFound(format!("connector `{name}`")).into());
+    }
+    Ok((StatusCode::OK, Json(json!({ "name": name, "status": "DELETED" }))))
+}
+
 /// A job as the API shows it: never with a password.
 async fn job_json(service: &Service, job: &JobView) -> Value {
     let definition = &job.definition;
@@ -163,6 +200,13 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
     } else {
         "unmanaged".to_string()
     };
+    let mut connector = json!({ "name": definition.connector, "state": connector_state });
+    if let Some(view) = service.postgres_connectors().view(&definition.connector).await {
+        connector["slotLagBytes"] = json!(view.slot_lag_bytes);
+        connector["confirmedLsn"] = json!(view.status.confirmed_lsn);
+        connector["snapshotRows"] = json!(view.status.snapshot_rows);
+        connector["error"] = json!(view.status.error);
+    }
     json!({
         "id": definition.id,
         "name": definition.name,
@@ -171,7 +215,7 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
         "restarts": job.restarts,
         "environmentId": definition.environment_id,
         "connection": definition.connection,
-        "connector": { "name": definition.connector, "state": connector_state },
+        "connector": connector,
         "format": definition.format,
         "sqlQuery": definition.spec.sql,
         "inputTopics": definition.input_topics,
