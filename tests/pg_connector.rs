@@ -14,8 +14,11 @@ use eddy_postgres::preflight::{self, Outcome, Report, TableName, Target};
 use eddy_postgres::values::{DecimalMode, Modes, TimeMode};
 use serde_json::Value;
 
+use crate::support::eddy::{plain_numbers, text_rows};
+use crate::support::kafka::{Broker, fold_debezium};
 use crate::support::postgres::PgServer;
-use crate::support::{FIXTURES, variant_path};
+use crate::support::server::Server;
+use crate::support::{COUNT_AND_SUM, FIXTURES, SCHEMA, TempDir, variant_path};
 
 const TABLES: &str = "CREATE TABLE keyed (id int PRIMARY KEY, v text); \
     CREATE TABLE full_rows (v text); ALTER TABLE full_rows REPLICA IDENTITY FULL; \
@@ -267,4 +270,98 @@ fn events_equal_debeziums_field_by_field_with_string_and_double_decimals() {
         };
         assert_same_as_debezium(variant, modes);
     }
+}
+
+/// The acceptance path with nothing but PostgreSQL and a broker: `eddy serve`,
+/// createConnector, createJob; the workload streams through Eddy's own connector and the
+/// folded output equals PostgreSQL's answer.
+#[test]
+fn serve_with_eddys_connector_folds_to_postgres_answer() {
+    const ENVIRONMENT: &str = "own";
+    let broker = Broker::start();
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let dir = TempDir::new();
+    let server = Server::start(
+        &broker.address,
+        &dir.path().join("data"),
+        &[("EDDY_EXTERNAL_CONNECTORS", "false")],
+    );
+
+    // A database without logical decoding is refused before anything is created.
+    let plain = PgServer::start();
+    let refused = format!("postgresql://postgres:pw@127.0.0.1:{}/postgres", plain.port());
+    let (code, body) = server.post_form(
+        "/createConnector",
+        &[("connectionString", refused.as_str()), ("environmentId", "plain")],
+    );
+    assert_eq!(code, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`wal_level`"), "{message}");
+    let (code, connectors) = server.get("/v1/connectors");
+    assert_eq!(code, 200);
+    assert_eq!(connectors, serde_json::json!([]), "a refused connector was kept");
+
+    let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/app", pg.port());
+    let (code, body) = server.post_form(
+        "/v1/connectors/test",
+        &[("connectionString", connection.as_str()), ("environmentId", ENVIRONMENT)],
+    );
+    assert_eq!((code, &body["ok"]), (200, &Value::Bool(true)), "{body}");
+    let (code, body) = server.post_form(
+        "/createConnector",
+        &[("connectionString", connection.as_str()), ("environmentId", ENVIRONMENT)],
+    );
+    assert_eq!(code, 201, "createConnector: {body}");
+    let schema = std::fs::read_to_string(SCHEMA).unwrap();
+    let (code, body) = server.post_form(
+        "/createJob",
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+            ("schema", schema.as_str()),
+            ("sqlQuery", COUNT_AND_SUM),
+        ],
+    );
+    assert_eq!(code, 201, "createJob: {body}");
+    let id = body["id"].as_str().unwrap().to_string();
+
+    pg.psql_file("app", &sql.join("workload.sql"));
+    let marker = format!("{ENVIRONMENT}.public.marker");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while broker.read_all(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the workload's end marker never reached {marker}\nserver log:\n{}",
+            server.log()
+        );
+    }
+    let orders_topic = format!("{ENVIRONMENT}.public.orders");
+    let orders_events = broker.read_all(&orders_topic).len();
+    let status = server.wait_until_checkpointed(&id, &orders_topic, orders_events);
+    assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
+    assert!(status["connector"]["slotLagBytes"].is_i64(), "{status}");
+    assert!(status["connector"]["confirmedLsn"].is_string(), "{status}");
+
+    let folded = fold_debezium(&broker.read_all(ENVIRONMENT));
+    let mut expected = pg.rows("app", COUNT_AND_SUM);
+    expected.sort();
+    assert_eq!(
+        plain_numbers(text_rows(&folded)),
+        plain_numbers(expected),
+        "folded output topic `{ENVIRONMENT}` (left) vs PostgreSQL (right)\nserver log:\n{}",
+        server.log()
+    );
+
+    let (code, body) = server.post_form(
+        "/deleteJob",
+        &[("connectionString", connection.as_str()), ("environmentId", ENVIRONMENT)],
+    );
+    assert_eq!(code, 201, "deleteJob: {body}");
+    let left = pg.rows(
+        "app",
+        "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)",
+    );
+    assert_eq!(left, [["0"]], "deleteJob left a slot or publication behind");
 }

@@ -53,6 +53,9 @@ pub struct Service {
     connect: Option<ConnectClient>,
     brokers: String,
     postgres: PgConnectors,
+    /// Without Kafka Connect: whether PostgreSQL connectors are Eddy's own (else Debezium
+    /// runs elsewhere and connectors are `unmanaged`).
+    own_connectors: bool,
 }
 
 impl Service {
@@ -62,7 +65,15 @@ impl Service {
             connect,
             brokers,
             postgres: PgConnectors::default(),
+            own_connectors: true,
         }
+    }
+
+    /// Connectors run elsewhere (Debezium operated by someone else): without Kafka
+    /// Connect, createConnector and createJob start none and only read their topics.
+    pub fn with_external_connectors(mut self) -> Self {
+        self.own_connectors = false;
+        self
     }
 
     /// Eddy's own PostgreSQL connectors (used without a Kafka Connect URL).
@@ -72,7 +83,7 @@ impl Service {
 
     /// Whether the connector of `connection` is one this service runs or registers.
     fn manages(&self, connection: &Connection) -> bool {
-        self.connect.is_some() || connection.postgres().is_some()
+        self.connect.is_some() || (self.own_connectors && connection.postgres().is_some())
     }
 
     pub fn supervisor(&self) -> &Supervisor {
@@ -95,7 +106,7 @@ impl Service {
     ) -> Result<ConnectorView> {
         let name = connector_name(environment);
         let Some(connect) = &self.connect else {
-            let Some(postgres) = connection.postgres() else {
+            let Some(postgres) = connection.postgres().filter(|_| self.own_connectors) else {
                 return Ok(ConnectorView {
                     name,
                     state: "unmanaged".into(),
