@@ -118,7 +118,10 @@ fn preflight_fails_wal_level_on_a_server_without_logical_decoding() {
     let report = preflight(&config(&pg, "postgres", "postgres"), None);
     let failure = report.failure().unwrap();
     assert_eq!(failure.name, "wal_level", "{report:#?}");
-    assert!(failure.reason.contains("wal_level = replica"), "{failure:?}");
+    assert!(
+        failure.reason.contains("wal_level = replica"),
+        "{failure:?}"
+    );
 }
 
 /// Every event the connector hands over, kept in memory.
@@ -142,7 +145,9 @@ fn comparable(topic: &str, key: &Value, value: &Value, headers: &[(String, Strin
             envelope.remove(field);
         }
         if let Some(source) = envelope.get_mut("source").and_then(Value::as_object_mut) {
-            for field in ["ts_ms", "ts_us", "ts_ns", "lsn", "sequence", "txId", "version"] {
+            for field in [
+                "ts_ms", "ts_us", "ts_ns", "lsn", "sequence", "txId", "version",
+            ] {
                 source.remove(field);
             }
         }
@@ -150,9 +155,7 @@ fn comparable(topic: &str, key: &Value, value: &Value, headers: &[(String, Strin
     let headers: Vec<Value> = headers
         .iter()
         .filter(|(name, _)| name == "__debezium.oldkey" || name == "__debezium.newkey")
-        .map(|(name, text)| {
-            serde_json::json!([name, serde_json::from_str::<Value>(text).unwrap()])
-        })
+        .map(|(name, text)| serde_json::json!([name, serde_json::from_str::<Value>(text).unwrap()]))
         .collect();
     serde_json::json!({"topic": topic, "key": key, "value": value, "headers": headers})
 }
@@ -221,12 +224,13 @@ fn capture_pg_app(modes: Modes) -> Vec<ChangeEvent> {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    wait("the snapshot", &|| status.lock().unwrap().state == State::Streaming);
+    wait("the snapshot", &|| {
+        status.lock().unwrap().state == State::Streaming
+    });
     pg.psql_file("app", &sql.join("workload.sql"));
     wait("the end marker", &|| {
         collected.0.lock().unwrap().iter().any(|e| {
-            e.topic == "app.public.marker"
-                && e.value.as_ref().is_some_and(|v| v["op"] == "c")
+            e.topic == "app.public.marker" && e.value.as_ref().is_some_and(|v| v["op"] == "c")
         })
     });
     let confirmed = status.lock().unwrap().confirmed_lsn.clone();
@@ -291,27 +295,43 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
 
     // A database without logical decoding is refused before anything is created.
     let plain = PgServer::start();
-    let refused = format!("postgresql://postgres:pw@127.0.0.1:{}/postgres", plain.port());
+    let refused = format!(
+        "postgresql://postgres:pw@127.0.0.1:{}/postgres",
+        plain.port()
+    );
     let (code, body) = server.post_form(
         "/createConnector",
-        &[("connectionString", refused.as_str()), ("environmentId", "plain")],
+        &[
+            ("connectionString", refused.as_str()),
+            ("environmentId", "plain"),
+        ],
     );
     assert_eq!(code, 400, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("`wal_level`"), "{message}");
     let (code, connectors) = server.get("/v1/connectors");
     assert_eq!(code, 200);
-    assert_eq!(connectors, serde_json::json!([]), "a refused connector was kept");
+    assert_eq!(
+        connectors,
+        serde_json::json!([]),
+        "a refused connector was kept"
+    );
 
     let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/app", pg.port());
     let (code, body) = server.post_form(
         "/v1/connectors/test",
-        &[("connectionString", connection.as_str()), ("environmentId", ENVIRONMENT)],
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+        ],
     );
     assert_eq!((code, &body["ok"]), (200, &Value::Bool(true)), "{body}");
     let (code, body) = server.post_form(
         "/createConnector",
-        &[("connectionString", connection.as_str()), ("environmentId", ENVIRONMENT)],
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+        ],
     );
     assert_eq!(code, 201, "createConnector: {body}");
     let schema = std::fs::read_to_string(SCHEMA).unwrap();
@@ -356,7 +376,10 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
 
     let (code, body) = server.post_form(
         "/deleteJob",
-        &[("connectionString", connection.as_str()), ("environmentId", ENVIRONMENT)],
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+        ],
     );
     assert_eq!(code, 201, "deleteJob: {body}");
     let left = pg.rows(

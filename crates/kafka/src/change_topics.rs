@@ -49,7 +49,8 @@ impl ChangeTopics {
             .collect();
         if !new.is_empty() {
             ensure_topics(&self.brokers, &new, 1).await?;
-            self.known_topics.extend(new.into_iter().map(str::to_string));
+            self.known_topics
+                .extend(new.into_iter().map(str::to_string));
         }
         let mut pending: Vec<(String, DeliveryFuture)> = Vec::with_capacity(events.len());
         for event in &events {

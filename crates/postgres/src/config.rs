@@ -193,14 +193,13 @@ impl Builder {
             .host
             .filter(|h| !h.is_empty())
             .ok_or_else(|| invalid("no host"))?;
-        let port = match self.port.filter(|p| !p.is_empty()) {
-            None => 5432,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| invalid(&format!("port `{p}` is not a number from 1 to 65535")))?,
-        };
+        let port =
+            match self.port.filter(|p| !p.is_empty()) {
+                None => 5432,
+                Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    invalid(&format!("port `{p}` is not a number from 1 to 65535"))
+                })?,
+            };
         let user = self
             .user
             .filter(|u| !u.is_empty())
@@ -413,9 +412,18 @@ mod tests {
             ("postgresql://u:hunter2@/db", "no host"),
             ("postgresql://u:hunter2@h:99999/db", "port `99999`"),
             ("postgresql://u:hunter2@h/db?sslmode=on", "sslmode `on`"),
-            ("postgresql://u:hunter2@h/db?colour=red", "unknown parameter `colour`"),
-            ("host=h user=u password='hunter2 dbname=d", "no closing quote"),
-            ("host=h user=u password hunter2", "`password` is not followed by `=`"),
+            (
+                "postgresql://u:hunter2@h/db?colour=red",
+                "unknown parameter `colour`",
+            ),
+            (
+                "host=h user=u password='hunter2 dbname=d",
+                "no closing quote",
+            ),
+            (
+                "host=h user=u password hunter2",
+                "`password` is not followed by `=`",
+            ),
         ] {
             let error = PgConfig::parse(text).unwrap_err().to_string();
             assert!(error.contains(problem), "{text}: {error}");

@@ -165,7 +165,11 @@ const SNAPSHOT_BATCH: usize = 8192;
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Runs the connector until it fails; the status says how far it got.
-pub async fn run(settings: Settings, sink: &mut impl Sink, status: Arc<Mutex<Status>>) -> Result<()> {
+pub async fn run(
+    settings: Settings,
+    sink: &mut impl Sink,
+    status: Arc<Mutex<Status>>,
+) -> Result<()> {
     let result = Connector::start(&settings, Arc::clone(&status))
         .await?
         .run(sink)
@@ -279,7 +283,11 @@ impl Connector {
                 snapshot.replace('\'', "''")
             ))
             .await?;
-        let xid: i64 = self.sql.query_one("SELECT txid_current()", &[]).await?.get(0);
+        let xid: i64 = self
+            .sql
+            .query_one("SELECT txid_current()", &[])
+            .await?
+            .get(0);
         let oids = catalog::published_tables(&self.sql, &self.publication).await?;
         self.status().snapshot_tables = oids.len();
         let ts_micros = unix_micros();
@@ -288,11 +296,7 @@ impl Connector {
         let mut first = true;
         for oid in oids {
             let table = catalog::table(&self.sql, oid).await?;
-            let columns: Vec<String> = table
-                .columns
-                .iter()
-                .map(|c| quote_ident(&c.name))
-                .collect();
+            let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
             let query = format!(
                 "SELECT {} FROM {}.{}",
                 columns.join(", "),
@@ -366,7 +370,9 @@ impl Connector {
                 }
             };
             let Some(message) = message else {
-                return Err(Error::Postgres("the server ended the replication stream".into()));
+                return Err(Error::Postgres(
+                    "the server ended the replication stream".into(),
+                ));
             };
             match message {
                 StreamMessage::Keepalive { wal_end, reply } => {
@@ -384,7 +390,11 @@ impl Connector {
                     Message::Begin {
                         xid, commit_time, ..
                     } => transaction = Some((xid, pg_to_unix_micros(commit_time))),
-                    Message::Commit { end_lsn, commit_lsn, .. } => {
+                    Message::Commit {
+                        end_lsn,
+                        commit_lsn,
+                        ..
+                    } => {
                         transaction = None;
                         last_commit = Some(commit_lsn);
                         if !events.is_empty() {
@@ -424,9 +434,11 @@ impl Connector {
     }
 
     fn table(&self, oid: u32) -> Result<&Table> {
-        self.tables
-            .get(&oid)
-            .ok_or_else(|| Error::Protocol(format!("a change of relation {oid} before its Relation message")))
+        self.tables.get(&oid).ok_or_else(|| {
+            Error::Protocol(format!(
+                "a change of relation {oid} before its Relation message"
+            ))
+        })
     }
 
     fn change(&self, message: Message, at: &Position, events: &mut Vec<ChangeEvent>) -> Result<()> {
@@ -440,8 +452,12 @@ impl Connector {
             Message::Update { relation, old, new } => {
                 let table = self.table(relation)?;
                 let before = match old {
-                    Some(OldRow::Full(cells)) => Some(encoder.row(table, &cells, Image::Row, None)?),
-                    Some(OldRow::Key(cells)) => Some(encoder.row(table, &cells, Image::Key, None)?),
+                    Some(OldRow::Full(cells)) => {
+                        Some(encoder.row(table, &cells, Image::Row, None)?)
+                    }
+                    Some(OldRow::Key(cells)) => {
+                        Some(encoder.row(table, &cells, Image::Key, None)?)
+                    }
                     None => None,
                 };
                 let after = encoder.row(table, &new, Image::Row, before.as_ref())?;

@@ -140,7 +140,10 @@ impl Encoder {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
-        let sequence = json!([at.last_commit.map(|l| l.0.to_string()), at.lsn.0.to_string()]);
+        let sequence = json!([
+            at.last_commit.map(|l| l.0.to_string()),
+            at.lsn.0.to_string()
+        ]);
         json!({
             "before": before,
             "after": after,

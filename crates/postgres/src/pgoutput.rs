@@ -285,7 +285,10 @@ mod tests {
         let Message::Relation(relation) = Message::decode(r.freeze()).unwrap() else {
             panic!("not a relation")
         };
-        assert_eq!((relation.schema.as_str(), relation.name.as_str()), ("public", "docs"));
+        assert_eq!(
+            (relation.schema.as_str(), relation.name.as_str()),
+            ("public", "docs")
+        );
         assert!(relation.columns[0].identity && !relation.columns[1].identity);
 
         let mut u = BytesMut::new();

@@ -153,14 +153,20 @@ pub async fn run(config: &PgConfig, target: &Target<'_>) -> Report {
         }
     };
     if let Err(e) = checks_after_login(&client, config, target, &mut report).await {
-        report.push("catalog", Outcome::Fail, format!("reading the catalog: {e}"));
+        report.push(
+            "catalog",
+            Outcome::Fail,
+            format!("reading the catalog: {e}"),
+        );
     }
     report
 }
 
 /// A SQL session on the connection string's database.
 pub(crate) async fn connect(config: &PgConfig) -> Result<Client, String> {
-    let (client, connection) = config.session().connect(NoTls)
+    let (client, connection) = config
+        .session()
+        .connect(NoTls)
         .await
         .map_err(|e| describe(&e))?;
     tokio::spawn(async move {

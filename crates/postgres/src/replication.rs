@@ -65,7 +65,9 @@ impl ReplicationConnection {
             ("client_encoding", "UTF8"),
         ];
         frontend::startup_message(
-            parameters.into_iter().chain(SESSION_SETTINGS.iter().copied()),
+            parameters
+                .into_iter()
+                .chain(SESSION_SETTINGS.iter().copied()),
             &mut connection.write,
         )?;
         connection.flush().await?;
@@ -246,12 +248,8 @@ impl ReplicationConnection {
     async fn message(&mut self) -> Result<(u8, Bytes)> {
         loop {
             if self.read.len() >= 5 {
-                let length = i32::from_be_bytes([
-                    self.read[1],
-                    self.read[2],
-                    self.read[3],
-                    self.read[4],
-                ]);
+                let length =
+                    i32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]);
                 if length < 4 {
                     return Err(Error::Protocol(format!("a message of length {length}")));
                 }

@@ -126,7 +126,9 @@ pub fn encode(kind: &Kind, text: &str, modes: Modes) -> Result<Value, String> {
         Kind::Bool => Value::Bool(text == "t"),
         Kind::Int => Value::Number(text.parse::<i64>().map_err(|_| bad("an integer"))?.into()),
         Kind::Float => float(text).ok_or_else(|| bad("a number"))?,
-        Kind::Numeric(scale) => numeric(text, *scale, modes.decimal).ok_or_else(|| bad("a decimal"))?,
+        Kind::Numeric(scale) => {
+            numeric(text, *scale, modes.decimal).ok_or_else(|| bad("a decimal"))?
+        }
         Kind::Text => Value::String(text.to_string()),
         Kind::Bytea => {
             let hex = text.strip_prefix("\\x").ok_or_else(|| bad("hex bytea"))?;
@@ -185,10 +187,18 @@ fn numeric(text: &str, scale: Option<u32>, mode: DecimalMode) -> Option<Value> {
         None => (false, text),
     };
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+    if !whole
+        .bytes()
+        .chain(fraction.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
-    let unscaled: Vec<u8> = whole.bytes().chain(fraction.bytes()).map(|b| b - b'0').collect();
+    let unscaled: Vec<u8> = whole
+        .bytes()
+        .chain(fraction.bytes())
+        .map(|b| b - b'0')
+        .collect();
     let bytes = twos_complement(&unscaled, negative);
     let encoded = Value::String(BASE64.encode(bytes));
     Some(match scale {
@@ -394,22 +404,34 @@ mod tests {
     /// fixtures/pg-app (precise decimals, adaptive time precision).
     #[test]
     fn values_match_debeziums_captures() {
-        assert_eq!(precise(Kind::Numeric(Some(4)), "123456.7891"), json!("SZYC0w=="));
+        assert_eq!(
+            precise(Kind::Numeric(Some(4)), "123456.7891"),
+            json!("SZYC0w==")
+        );
         assert_eq!(precise(Kind::Numeric(Some(4)), "-0.0001"), json!("/w=="));
         assert_eq!(
             precise(Kind::Numeric(None), "3.14159265358979323846"),
             json!({"scale": 20, "value": "EQfV61tbpNfG"})
         );
-        assert_eq!(precise(Kind::Numeric(None), "100"), json!({"scale": 0, "value": "ZA=="}));
+        assert_eq!(
+            precise(Kind::Numeric(None), "100"),
+            json!({"scale": 0, "value": "ZA=="})
+        );
         assert_eq!(precise(Kind::Date, "2024-02-29"), json!(19782));
-        assert_eq!(precise(Kind::Time(6), "13:45:30.123456"), json!(49_530_123_456_i64));
+        assert_eq!(
+            precise(Kind::Time(6), "13:45:30.123456"),
+            json!(49_530_123_456_i64)
+        );
         assert_eq!(precise(Kind::Time(3), "13:45:30.123"), json!(49_530_123));
         assert_eq!(precise(Kind::Time(3), "23:59:59.999"), json!(86_399_999));
         assert_eq!(
             precise(Kind::Timestamp(6), "2024-02-29 13:45:30.123456"),
             json!(1_709_214_330_123_456_i64)
         );
-        assert_eq!(precise(Kind::Timestamp(6), "1969-12-31 23:59:59.999999"), json!(-1));
+        assert_eq!(
+            precise(Kind::Timestamp(6), "1969-12-31 23:59:59.999999"),
+            json!(-1)
+        );
         assert_eq!(
             precise(Kind::Timestamp(3), "2024-02-29 13:45:30.123"),
             json!(1_709_214_330_123_i64)
@@ -428,7 +450,10 @@ mod tests {
             precise(Kind::Interval, "1 year 2 mons 3 days 04:05:06.5"),
             json!(37_091_106_500_000_i64)
         );
-        assert_eq!(precise(Kind::Interval, "-1 days"), json!(-86_400_000_000_i64));
+        assert_eq!(
+            precise(Kind::Interval, "-1 days"),
+            json!(-86_400_000_000_i64)
+        );
         assert_eq!(
             precise(Kind::Array(Box::new(Kind::Int)), "{1,2,NULL,4}"),
             json!([1, 2, null, 4])
@@ -452,8 +477,14 @@ mod tests {
             decimal: DecimalMode::Double,
             ..Modes::default()
         };
-        assert_eq!(encode(&Kind::Numeric(Some(2)), "19.99", string).unwrap(), json!("19.99"));
-        assert_eq!(encode(&Kind::Numeric(Some(2)), "19.99", double).unwrap(), json!(19.99));
+        assert_eq!(
+            encode(&Kind::Numeric(Some(2)), "19.99", string).unwrap(),
+            json!("19.99")
+        );
+        assert_eq!(
+            encode(&Kind::Numeric(Some(2)), "19.99", double).unwrap(),
+            json!(19.99)
+        );
         for (digits, negative, bytes) in [
             ("0", false, vec![0u8]),
             ("128", false, vec![0, 0x80]),
@@ -469,7 +500,14 @@ mod tests {
             time: TimeMode::Connect,
             ..Modes::default()
         };
-        assert_eq!(encode(&Kind::Time(6), "00:00:01.5", connect).unwrap(), json!(1500));
-        assert!(encode(&Kind::Date, "soon", Modes::default()).unwrap_err().contains("`soon`"));
+        assert_eq!(
+            encode(&Kind::Time(6), "00:00:01.5", connect).unwrap(),
+            json!(1500)
+        );
+        assert!(
+            encode(&Kind::Date, "soon", Modes::default())
+                .unwrap_err()
+                .contains("`soon`")
+        );
     }
 }

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value, json};
 use eddy_postgres::PgConfig;
+use serde_json::{Map, Value, json};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -246,7 +246,10 @@ mod tests {
         ] {
             let c = Connection::parse(text).unwrap();
             assert_eq!(c.password, password, "{text}");
-            assert_eq!(c.connector_config("e", "k:9092", 1)["database.password"], password);
+            assert_eq!(
+                c.connector_config("e", "k:9092", 1)["database.password"],
+                password
+            );
         }
     }
 

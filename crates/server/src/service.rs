@@ -15,9 +15,9 @@ use crate::connect::ConnectClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::pg_connectors::PgConnectors;
-use eddy_postgres::preflight::Report;
 use crate::registry::{Desired, JobDefinition};
 use crate::supervisor::{JobView, Supervisor};
+use eddy_postgres::preflight::Report;
 
 /// The fields of `createJob` (and `POST /v1/jobs`), as the seed named them.
 #[derive(Debug, Default, Deserialize)]

@@ -182,14 +182,14 @@ async fn get_connector(State(service): State<Arc<Service>>, Path(name): Path<Str
 }
 
 /// Stops one of Eddy's own connectors and drops its slot and publication.
-async fn delete_connector(
-    State(service): State<Arc<Service>>,
-    Path(name): Path<String>,
-) -> Reply {
+async fn delete_connector(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
     if !service.postgres_connectors().delete(&name).await? {
         return Err(Error::NotFound(format!("connector `{name}`")).into());
     }
-    Ok((StatusCode::OK, Json(json!({ "name": name, "status": "DELETED" }))))
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "name": name, "status": "DELETED" })),
+    ))
 }
 
 /// A job as the API shows it: never with a password.
@@ -201,7 +201,11 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
         "unmanaged".to_string()
     };
     let mut connector = json!({ "name": definition.connector, "state": connector_state });
-    if let Some(view) = service.postgres_connectors().view(&definition.connector).await {
+    if let Some(view) = service
+        .postgres_connectors()
+        .view(&definition.connector)
+        .await
+    {
         connector["slotLagBytes"] = json!(view.slot_lag_bytes);
         connector["confirmedLsn"] = json!(view.status.confirmed_lsn);
         connector["snapshotRows"] = json!(view.status.snapshot_rows);
