@@ -126,15 +126,17 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     runtime.block_on(async move {
         let supervisor = Supervisor::new(settings.clone())?;
         let resumed = supervisor.resume_all()?;
-        let mut service = Service::new(supervisor, connect, settings.brokers.clone());
+        let mut service = Service::new(supervisor, connect, settings.brokers.clone())
+            .with_connector_store(&settings.data_dir)?;
         if external_connectors {
             service = service.with_external_connectors();
         }
+        let connectors = service.resume_connectors()?;
         let service = Arc::new(service);
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("listening on {address}"))?;
-        tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, "eddy serve ready");
+        tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, connectors, "eddy serve ready");
         axum::serve(listener, eddy_server::router(Arc::clone(&service)))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

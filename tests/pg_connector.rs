@@ -236,8 +236,7 @@ fn capture_pg_app(modes: Modes) -> Vec<ChangeEvent> {
     let confirmed = status.lock().unwrap().confirmed_lsn.clone();
     assert!(confirmed.is_some(), "no LSN confirmed after the workload");
     task.abort();
-    let events = collected.0.lock().unwrap().clone();
-    events
+    collected.0.lock().unwrap().clone()
 }
 
 fn assert_same_as_debezium(variant: &str, modes: Modes) {
@@ -387,4 +386,97 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
         "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)",
     );
     assert_eq!(left, [["0"]], "deleteJob left a slot or publication behind");
+}
+
+/// Single-row changes of `orders`, paced so that they last a few seconds.
+fn paced_orders_workload(dir: &TempDir, statements: usize) -> std::path::PathBuf {
+    let mut lines = Vec::with_capacity(statements + statements / 100);
+    for i in 0..statements {
+        let id = i % 40 + 1;
+        lines.push(match i % 5 {
+            0 | 1 => format!(
+                "INSERT INTO orders (user_id, amount, status) VALUES ({}, {}.{:02}, '{}');",
+                i % 7,
+                i % 300,
+                i % 100,
+                ["new", "paid", "shipped"][i % 3]
+            ),
+            2 | 3 => format!(
+                "UPDATE orders SET amount = amount + 1.25, status = '{}' WHERE id = {id};",
+                ["paid", "shipped", "refunded"][i % 3]
+            ),
+            _ => format!("DELETE FROM orders WHERE id = {};", id + i / 5),
+        });
+        if i % 100 == 99 {
+            lines.push("SELECT pg_sleep(0.05);".into());
+        }
+    }
+    dir.write_lines("paced.sql", &lines)
+}
+
+/// `kill -9` of `eddy serve` while its connector streams: restarted, the connector resumes
+/// from its slot and the folded output equals PostgreSQL.
+#[test]
+fn kill_9_while_streaming_resumes_from_the_slot() {
+    const ENVIRONMENT: &str = "crash";
+    let broker = Broker::start();
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let dir = TempDir::new();
+    let mut server = Server::start(
+        &broker.address,
+        &dir.path().join("data"),
+        &[("EDDY_EXTERNAL_CONNECTORS", "false")],
+    );
+    let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/app", pg.port());
+    let schema = std::fs::read_to_string(SCHEMA).unwrap();
+    let (code, body) = server.post_form(
+        "/createJob",
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+            ("schema", schema.as_str()),
+            ("sqlQuery", COUNT_AND_SUM),
+        ],
+    );
+    assert_eq!(code, 201, "createJob: {body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let workload = paced_orders_workload(&dir, 4000);
+
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| pg.psql_file("app", &workload));
+        std::thread::sleep(Duration::from_millis(1200));
+        assert!(
+            !running.is_finished(),
+            "the workload ended before the kill: make it longer"
+        );
+        server.kill();
+        server.restart();
+        running.join().unwrap();
+    });
+    pg.rows("app", "INSERT INTO marker (label) VALUES ('done')");
+    let marker = format!("{ENVIRONMENT}.public.marker");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while broker.read_all(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the end marker never reached {marker}\nserver log:\n{}",
+            server.log()
+        );
+    }
+    let orders_topic = format!("{ENVIRONMENT}.public.orders");
+    let orders_events = broker.read_all(&orders_topic).len();
+    let status = server.wait_until_checkpointed(&id, &orders_topic, orders_events);
+    assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
+
+    let folded = fold_debezium(&broker.read_all(ENVIRONMENT));
+    let mut expected = pg.rows("app", COUNT_AND_SUM);
+    expected.sort();
+    assert_eq!(
+        plain_numbers(text_rows(&folded)),
+        plain_numbers(expected),
+        "folded output after kill -9 (left) vs PostgreSQL (right)\nserver log:\n{}",
+        server.log()
+    );
 }

@@ -112,6 +112,31 @@ impl PgConfig {
         )
     }
 
+    /// The whole connection string, password included, in `key=value` form (what a
+    /// connector keeps to log in again after a restart).
+    pub fn to_key_values(&self) -> String {
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mode = serde_json::to_value(self.sslmode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut text = format!(
+            "host={} port={} user={} password={} dbname={} sslmode={mode}",
+            quote(&self.host),
+            self.port,
+            quote(&self.user),
+            quote(&self.password),
+            quote(&self.dbname)
+        );
+        if let Some(name) = &self.application_name {
+            text.push_str(&format!(" application_name={}", quote(name)));
+        }
+        if let Some(timeout) = self.connect_timeout {
+            text.push_str(&format!(" connect_timeout={}", timeout.as_secs()));
+        }
+        text
+    }
+
     /// The configuration of an ordinary (SQL) session.
     pub fn session(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
@@ -428,6 +453,17 @@ mod tests {
             let error = PgConfig::parse(text).unwrap_err().to_string();
             assert!(error.contains(problem), "{text}: {error}");
             assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn key_value_form_round_trips() {
+        for text in [
+            "postgresql://u:it's%20a\\b%2B@h:6000/d?sslmode=disable&connect_timeout=3",
+            "host=h user=u password='q\\'x' dbname=d application_name='my app'",
+        ] {
+            let c = PgConfig::parse(text).unwrap();
+            assert_eq!(PgConfig::parse(&c.to_key_values()).unwrap(), c, "{text}");
         }
     }
 

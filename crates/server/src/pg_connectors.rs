@@ -1,8 +1,16 @@
 //! Eddy's own PostgreSQL connectors, one per environment, run in this process: preflight
 //! before anything is created, then snapshot and streaming into the change topics, retried
 //! with backoff while the status says why it stopped.
+//!
+//! A connector must log in again after a restart, so its definition, connection string
+//! and password included, is kept in `<data-dir>/connectors/<name>.json`, readable by the
+//! service's user only (as Kafka Connect keeps a connector's configuration). Nothing else
+//! stores, logs or answers the password.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +20,7 @@ use eddy_postgres::connector::{self, Settings, State, Status};
 use eddy_postgres::preflight::{self, Outcome, Report, Target};
 use eddy_postgres::values::Modes;
 use parking_lot::Mutex as Lock;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -42,12 +50,84 @@ pub struct PgConnectorView {
 #[derive(Default)]
 pub struct PgConnectors {
     running: Lock<HashMap<String, Running>>,
+    /// Where definitions are kept; `None`: in memory only.
+    store: Option<PathBuf>,
+}
+
+/// A connector as kept on disk.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    name: String,
+    environment: String,
+    connection_string: String,
 }
 
 /// How long a failed connector waits before it starts again, at most.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl PgConnectors {
+    /// Connectors whose definitions are kept under `data_dir`.
+    pub fn stored_in(data_dir: &Path) -> Result<Self> {
+        let store = data_dir.join("connectors");
+        std::fs::create_dir_all(&store)
+            .map_err(|e| Error::Registry(format!("{}: {e}", store.display())))?;
+        Ok(PgConnectors {
+            running: Lock::default(),
+            store: Some(store),
+        })
+    }
+
+    /// Starts every stored connector again; returns how many.
+    pub fn resume_all(&self, brokers: &str) -> Result<usize> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let entries = std::fs::read_dir(store)
+            .map_err(|e| Error::Registry(format!("{}: {e}", store.display())))?;
+        let mut resumed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let stored: Stored = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .ok_or_else(|| Error::Registry(format!("{} is not a connector", path.display())))?;
+            let postgres = PgConfig::parse(&stored.connection_string)
+                .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;
+            self.start(&stored.name, &postgres, &stored.environment, brokers);
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    fn save(&self, name: &str, connection_string: &str, environment: &str) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let stored = Stored {
+            name: name.to_string(),
+            environment: environment.to_string(),
+            connection_string: connection_string.to_string(),
+        };
+        let path = store.join(format!("{name}.json"));
+        let temporary = path.with_extension("tmp");
+        let failed = |e: std::io::Error| Error::Registry(format!("{}: {e}", path.display()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(failed)?;
+        file.write_all(&serde_json::to_vec(&stored).expect("a connector serializes"))
+            .and_then(|()| file.sync_all())
+            .map_err(failed)?;
+        std::fs::rename(&temporary, &path).map_err(failed)
+    }
+
     /// Runs the preflight checks of an environment's connector.
     pub async fn test(postgres: &PgConfig, environment: &str) -> Report {
         let name = connector::replication_name(environment);
@@ -81,6 +161,17 @@ impl PgConnectors {
         for warning in report.warnings() {
             tracing::warn!(connector = name, check = %warning.name, "{}", warning.reason);
         }
+        self.save(name, &postgres.to_key_values(), environment)?;
+        self.start(name, postgres, environment, brokers);
+        Ok(())
+    }
+
+    fn start(&self, name: &str, postgres: &PgConfig, environment: &str, brokers: &str) {
+        let mut running = self.running.lock();
+        if running.contains_key(name) {
+            // Another request started it meanwhile.
+            return;
+        }
         let status = Arc::new(Mutex::new(Status::default()));
         let settings = Settings {
             postgres: postgres.clone(),
@@ -93,12 +184,6 @@ impl PgConnectors {
             brokers.to_string(),
             Arc::clone(&status),
         ));
-        let mut running = self.running.lock();
-        if running.contains_key(name) {
-            // Another request started it meanwhile.
-            task.abort();
-            return Ok(());
-        }
         running.insert(
             name.to_string(),
             Running {
@@ -108,7 +193,6 @@ impl PgConnectors {
                 slot: connector::replication_name(environment),
             },
         );
-        Ok(())
     }
 
     /// The connector's view, with its slot's lag read from the database, if it runs here.
@@ -146,6 +230,11 @@ impl PgConnectors {
             return Ok(false);
         };
         connector.task.abort();
+        if let Some(store) = &self.store {
+            let path = store.join(format!("{name}.json"));
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;
+        }
         connector::drop_replication(&connector.postgres, &connector.slot)
             .await
             .map_err(|e| Error::Conflict(format!("connector `{name}` stopped, but {e}")))?;

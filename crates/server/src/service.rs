@@ -69,6 +69,20 @@ impl Service {
         }
     }
 
+    /// Keeps Eddy's own connectors under `data_dir`, so that a restart resumes them.
+    pub fn with_connector_store(mut self, data_dir: &std::path::Path) -> Result<Self> {
+        self.postgres = PgConnectors::stored_in(data_dir)?;
+        Ok(self)
+    }
+
+    /// Starts the stored connectors again (after a restart); returns how many.
+    pub fn resume_connectors(&self) -> Result<usize> {
+        if !self.own_connectors || self.connect.is_some() {
+            return Ok(0);
+        }
+        self.postgres.resume_all(&self.brokers)
+    }
+
     /// Connectors run elsewhere (Debezium operated by someone else): without Kafka
     /// Connect, createConnector and createJob start none and only read their topics.
     pub fn with_external_connectors(mut self) -> Self {
