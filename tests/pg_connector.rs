@@ -469,6 +469,11 @@ fn kill_9_while_streaming_resumes_from_the_slot() {
     let orders_events = broker.read_all(&orders_topic).len();
     let status = server.wait_until_checkpointed(&id, &orders_topic, orders_events);
     assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
+    assert!(
+        server.log().contains("connectors=1"),
+        "the restarted server did not resume the stored connector:\n{}",
+        server.log()
+    );
 
     let folded = fold_debezium(&broker.read_all(ENVIRONMENT));
     let mut expected = pg.rows("app", COUNT_AND_SUM);
