@@ -469,10 +469,11 @@ fn kill_9_while_streaming_resumes_from_the_slot() {
     let orders_events = broker.read_all(&orders_topic).len();
     let status = server.wait_until_checkpointed(&id, &orders_topic, orders_events);
     assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
+    let log = without_colours(&server.log());
     assert!(
-        server.log().contains("connectors=1"),
+        log.contains("connectors=1"),
         "the restarted server did not resume the stored connector:\n{}",
-        server.log()
+        log
     );
 
     let folded = fold_debezium(&broker.read_all(ENVIRONMENT));
@@ -484,4 +485,22 @@ fn kill_9_while_streaming_resumes_from_the_slot() {
         "folded output after kill -9 (left) vs PostgreSQL (right)\nserver log:\n{}",
         server.log()
     );
+}
+
+/// The log without its terminal colour codes (`ESC [ … m`).
+fn without_colours(log: &str) -> String {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
