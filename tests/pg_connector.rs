@@ -333,45 +333,15 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
         ],
     );
     assert_eq!(code, 201, "createConnector: {body}");
-    let schema = std::fs::read_to_string(SCHEMA).unwrap();
-    let (code, body) = server.post_form(
-        "/createJob",
-        &[
-            ("connectionString", connection.as_str()),
-            ("environmentId", ENVIRONMENT),
-            ("schema", schema.as_str()),
-            ("sqlQuery", COUNT_AND_SUM),
-        ],
-    );
-    assert_eq!(code, 201, "createJob: {body}");
-    let id = body["id"].as_str().unwrap().to_string();
+    let id = create_job(&server, &connection, ENVIRONMENT);
 
     pg.psql_file("app", &sql.join("workload.sql"));
-    let marker = format!("{ENVIRONMENT}.public.marker");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while broker.read_all(&marker).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the workload's end marker never reached {marker}\nserver log:\n{}",
-            server.log()
-        );
-    }
-    let orders_topic = format!("{ENVIRONMENT}.public.orders");
-    let orders_events = broker.read_all(&orders_topic).len();
-    let status = server.wait_until_checkpointed(&id, &orders_topic, orders_events);
+    let status = wait_for_marker(&broker, &server, &id, ENVIRONMENT);
     assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
     assert!(status["connector"]["slotLagBytes"].is_i64(), "{status}");
     assert!(status["connector"]["confirmedLsn"].is_string(), "{status}");
 
-    let folded = fold_debezium(&broker.read_all(ENVIRONMENT));
-    let mut expected = pg.rows("app", COUNT_AND_SUM);
-    expected.sort();
-    assert_eq!(
-        plain_numbers(text_rows(&folded)),
-        plain_numbers(expected),
-        "folded output topic `{ENVIRONMENT}` (left) vs PostgreSQL (right)\nserver log:\n{}",
-        server.log()
-    );
+    assert_output_folds_to_postgres(&broker, &server, &pg, ENVIRONMENT);
 
     let (code, body) = server.post_form(
         "/deleteJob",
@@ -430,18 +400,7 @@ fn kill_9_while_streaming_resumes_from_the_slot() {
         &[("EDDY_EXTERNAL_CONNECTORS", "false")],
     );
     let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/app", pg.port());
-    let schema = std::fs::read_to_string(SCHEMA).unwrap();
-    let (code, body) = server.post_form(
-        "/createJob",
-        &[
-            ("connectionString", connection.as_str()),
-            ("environmentId", ENVIRONMENT),
-            ("schema", schema.as_str()),
-            ("sqlQuery", COUNT_AND_SUM),
-        ],
-    );
-    assert_eq!(code, 201, "createJob: {body}");
-    let id = body["id"].as_str().unwrap().to_string();
+    let id = create_job(&server, &connection, ENVIRONMENT);
     let workload = paced_orders_workload(&dir, 4000);
 
     std::thread::scope(|scope| {
@@ -456,18 +415,7 @@ fn kill_9_while_streaming_resumes_from_the_slot() {
         running.join().unwrap();
     });
     pg.rows("app", "INSERT INTO marker (label) VALUES ('done')");
-    let marker = format!("{ENVIRONMENT}.public.marker");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while broker.read_all(&marker).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the end marker never reached {marker}\nserver log:\n{}",
-            server.log()
-        );
-    }
-    let orders_topic = format!("{ENVIRONMENT}.public.orders");
-    let orders_events = broker.read_all(&orders_topic).len();
-    let status = server.wait_until_checkpointed(&id, &orders_topic, orders_events);
+    let status = wait_for_marker(&broker, &server, &id, ENVIRONMENT);
     assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
     let log = without_colours(&server.log());
     assert!(
@@ -476,15 +424,7 @@ fn kill_9_while_streaming_resumes_from_the_slot() {
         log
     );
 
-    let folded = fold_debezium(&broker.read_all(ENVIRONMENT));
-    let mut expected = pg.rows("app", COUNT_AND_SUM);
-    expected.sort();
-    assert_eq!(
-        plain_numbers(text_rows(&folded)),
-        plain_numbers(expected),
-        "folded output after kill -9 (left) vs PostgreSQL (right)\nserver log:\n{}",
-        server.log()
-    );
+    assert_output_folds_to_postgres(&broker, &server, &pg, ENVIRONMENT);
 }
 
 /// The log without its terminal colour codes (`ESC [ … m`).
@@ -503,4 +443,55 @@ fn without_colours(log: &str) -> String {
         }
     }
     plain
+}
+
+/// createJob of the count-and-sum query over `environment`; returns the job's id.
+fn create_job(server: &Server, connection: &str, environment: &str) -> String {
+    let schema = std::fs::read_to_string(SCHEMA).unwrap();
+    let (code, body) = server.post_form(
+        "/createJob",
+        &[
+            ("connectionString", connection),
+            ("environmentId", environment),
+            ("schema", schema.as_str()),
+            ("sqlQuery", COUNT_AND_SUM),
+        ],
+    );
+    assert_eq!(code, 201, "createJob: {body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// Waits for the workload's end marker in the change topics, then until the job has
+/// checkpointed every orders event; returns the job's status.
+fn wait_for_marker(broker: &Broker, server: &Server, id: &str, environment: &str) -> Value {
+    let marker = format!("{environment}.public.marker");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while broker.read_all(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the end marker never reached {marker}\nserver log:\n{}",
+            server.log()
+        );
+    }
+    let orders_topic = format!("{environment}.public.orders");
+    let orders_events = broker.read_all(&orders_topic).len();
+    server.wait_until_checkpointed(id, &orders_topic, orders_events)
+}
+
+/// The job's output topic, folded by key, is PostgreSQL's answer to the query.
+fn assert_output_folds_to_postgres(
+    broker: &Broker,
+    server: &Server,
+    pg: &PgServer,
+    environment: &str,
+) {
+    let folded = fold_debezium(&broker.read_all(environment));
+    let mut expected = pg.rows("app", COUNT_AND_SUM);
+    expected.sort();
+    assert_eq!(
+        plain_numbers(text_rows(&folded)),
+        plain_numbers(expected),
+        "folded output topic `{environment}` (left) vs PostgreSQL (right)\nserver log:\n{}",
+        server.log()
+    );
 }

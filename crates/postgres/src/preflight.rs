@@ -412,18 +412,19 @@ async fn check_tables(
 mod tests {
     use super::*;
 
+    const ANY_TABLE: Target<'static> = Target {
+        slot: "eddy_x",
+        publication: "eddy_x",
+        tables: None,
+    };
+
     #[tokio::test]
     async fn an_unreachable_server_fails_reachable_and_skips_the_rest() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         let config = PgConfig::parse(&format!("postgresql://u:pw@127.0.0.1:{port}/db")).unwrap();
-        let target = Target {
-            slot: "eddy_x",
-            publication: "eddy_x",
-            tables: None,
-        };
-        let report = run(&config, &target).await;
+        let report = run(&config, &ANY_TABLE).await;
         let failure = report.failure().unwrap();
         assert_eq!(failure.name, "reachable");
         assert!(failure.reason.contains("cannot connect"), "{failure:?}");
@@ -448,12 +449,7 @@ mod tests {
     #[tokio::test]
     async fn sslmode_require_fails_before_connecting() {
         let config = PgConfig::parse("host=h user=u dbname=d sslmode=verify-full").unwrap();
-        let target = Target {
-            slot: "s",
-            publication: "p",
-            tables: None,
-        };
-        let report = run(&config, &target).await;
+        let report = run(&config, &ANY_TABLE).await;
         let failure = report.failure().unwrap();
         assert_eq!(failure.name, "sslmode");
         assert!(failure.reason.contains("verify-full"), "{failure:?}");

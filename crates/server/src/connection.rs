@@ -6,6 +6,7 @@
 use std::fmt;
 
 use eddy_postgres::PgConfig;
+use eddy_postgres::connector::replication_name;
 use serde_json::{Map, Value, json};
 use url::Url;
 
@@ -197,24 +198,6 @@ impl Connection {
         settings.extend(extra.as_object().expect("a JSON object literal").clone());
         config.as_object().expect("a JSON object literal").clone()
     }
-}
-
-/// A replication slot and publication name for an environment: PostgreSQL allows lower-case
-/// letters, digits and underscores, at most 63 bytes.
-fn replication_name(environment: &str) -> String {
-    let cleaned: String = environment
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut name = format!("eddy_{cleaned}");
-    name.truncate(63);
-    name
 }
 
 #[cfg(test)]
