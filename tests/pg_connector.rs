@@ -333,6 +333,31 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
         ],
     );
     assert_eq!(code, 201, "createConnector: {body}");
+    let name = format!("{ENVIRONMENT}-connector");
+    let (code, schemas) = server.get(&format!("/v1/connectors/{name}/schemas"));
+    assert_eq!((code, schemas), (200, serde_json::json!(["public"])));
+    let (code, tables) = server.get(&format!("/v1/connectors/{name}/tables?schema=public"));
+    assert_eq!(code, 200, "{tables}");
+    let orders = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .unwrap_or_else(|| panic!("no orders in {tables}"));
+    assert!(orders["sizeBytes"].as_i64().unwrap() > 0, "{orders}");
+    let (code, columns) = server.get(&format!(
+        "/v1/connectors/{name}/columns?schema=public&table=orders"
+    ));
+    assert_eq!(code, 200, "{columns}");
+    assert_eq!(
+        columns[0],
+        serde_json::json!({"name": "id", "type": "bigint", "nullable": false, "primaryKey": true})
+    );
+    assert_eq!(columns[2]["type"], "numeric(12,2)", "{columns}");
+    let (code, missing) = server.get(&format!(
+        "/v1/connectors/{name}/columns?schema=public&table=nowhere"
+    ));
+    assert_eq!(code, 404, "{missing}");
     let id = create_job(&server, &connection, ENVIRONMENT);
 
     pg.psql_file("app", &sql.join("workload.sql"));
@@ -340,6 +365,16 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
     assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
     assert!(status["connector"]["slotLagBytes"].is_i64(), "{status}");
     assert!(status["connector"]["confirmedLsn"].is_string(), "{status}");
+    let (code, connector) = server.get(&format!("/v1/connectors/{ENVIRONMENT}-connector"));
+    assert_eq!(
+        (code, &connector["state"]),
+        (200, &Value::from("STREAMING")),
+        "{connector}"
+    );
+    assert_eq!(
+        connector["connection"],
+        format!("postgresql://postgres:****@127.0.0.1:{}/app", pg.port())
+    );
 
     assert_output_folds_to_postgres(&broker, &server, &pg, ENVIRONMENT);
 

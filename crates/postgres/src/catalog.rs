@@ -1,12 +1,15 @@
-//! What the catalog says of a captured table: its columns' kinds and nullability, and its
+//! What the catalog says: the schemas, tables and columns a connector can capture (for its
+//! metadata endpoints), and of a captured table its columns' kinds and nullability, and its
 //! primary key (pgoutput's own key flags mark the replica identity, which under REPLICA
 //! IDENTITY FULL is every column, not the key Debezium writes).
 
 use tokio_postgres::Client;
 
+use crate::config::PgConfig;
 use crate::error::{Error, Result};
 use crate::pgoutput::Relation;
 use crate::preflight::TableName;
+use crate::preflight::connect;
 use crate::values::Kind;
 
 /// A column of a captured table.
@@ -141,4 +144,97 @@ pub async fn published_tables(client: &Client, publication: &str) -> Result<Vec<
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+async fn session(config: &PgConfig) -> Result<Client> {
+    connect(config).await.map_err(Error::Postgres)
+}
+
+/// A table as the connector metadata endpoints list it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSummary {
+    pub name: String,
+    /// The planner's estimate (`reltuples`); `-1` before the table was first analyzed.
+    pub row_estimate: i64,
+    /// Heap, indexes and TOAST, in bytes.
+    pub size_bytes: i64,
+}
+
+/// A column as the connector metadata endpoints list it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnSummary {
+    pub name: String,
+    /// As `format_type` prints it: `numeric(12,2)`, `timestamp(3) without time zone`.
+    pub r#type: String,
+    pub nullable: bool,
+    pub primary_key: bool,
+}
+
+/// The schemas that hold tables, system schemas left out.
+pub async fn schemas(config: &PgConfig) -> Result<Vec<String>> {
+    let rows = session(config)
+        .await?
+        .query(
+            "SELECT DISTINCT n.nspname::text FROM pg_namespace n \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The tables of `schema`, with their estimated rows and size.
+pub async fn tables(config: &PgConfig, schema: &str) -> Result<Vec<TableSummary>> {
+    let rows = session(config)
+        .await?
+        .query(
+            "SELECT c.relname::text, c.reltuples::bigint, pg_total_relation_size(c.oid) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
+            &[&schema],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TableSummary {
+            name: r.get(0),
+            row_estimate: r.get(1),
+            size_bytes: r.get(2),
+        })
+        .collect())
+}
+
+/// The columns of `schema.table`; an error names a table that does not exist.
+pub async fn columns(config: &PgConfig, schema: &str, table: &str) -> Result<Vec<ColumnSummary>> {
+    let rows = session(config)
+        .await?
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, \
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary \
+                            AND a.attnum = ANY(i.indkey)) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') \
+             ORDER BY a.attnum",
+            &[&schema, &table],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Err(Error::Postgres(format!(
+            "table {schema}.{table} does not exist"
+        )));
+    }
+    Ok(rows
+        .iter()
+        .map(|r| ColumnSummary {
+            name: r.get(0),
+            r#type: r.get(1),
+            nullable: r.get(2),
+            primary_key: r.get(3),
+        })
+        .collect())
 }

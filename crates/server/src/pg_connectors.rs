@@ -217,6 +217,11 @@ impl PgConnectors {
         })
     }
 
+    /// The connection of a connector running here, for its metadata endpoints.
+    pub fn postgres(&self, name: &str) -> Option<PgConfig> {
+        self.running.lock().get(name).map(|c| c.postgres.clone())
+    }
+
     /// The names of the connectors running here.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.running.lock().keys().cloned().collect();

@@ -5,6 +5,7 @@
 //! (or `GET /jobStatus?environmentId=`). Resource API: `GET|POST /v1/jobs`,
 //! `GET|DELETE /v1/jobs/{id}`, `POST /v1/jobs/{id}/pause|resume`, `GET /v1/connectors`,
 //! `POST /v1/connectors/test` (preflight), `GET|DELETE /v1/connectors/{name}`,
+//! `GET /v1/connectors/{name}/schemas|tables?schema=|columns?schema=&table=`,
 //! `GET /healthz`.
 
 mod error;
@@ -47,6 +48,9 @@ pub fn router(service: Arc<Service>) -> Router {
             "/v1/connectors/{name}",
             get(get_connector).delete(delete_connector),
         )
+        .route("/v1/connectors/{name}/schemas", get(connector_schemas))
+        .route("/v1/connectors/{name}/tables", get(connector_tables))
+        .route("/v1/connectors/{name}/columns", get(connector_columns))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -190,6 +194,74 @@ async fn delete_connector(State(service): State<Arc<Service>>, Path(name): Path<
         StatusCode::OK,
         Json(json!({ "name": name, "status": "DELETED" })),
     ))
+}
+
+#[derive(Deserialize)]
+struct CatalogQuery {
+    schema: Option<String>,
+    table: Option<String>,
+}
+
+/// The connection of one of Eddy's own connectors, for its catalog endpoints.
+fn catalog_of(service: &Service, name: &str) -> Result<eddy_postgres::PgConfig, ApiError> {
+    Ok(service
+        .postgres_connectors()
+        .postgres(name)
+        .ok_or_else(|| Error::NotFound(format!("connector `{name}`")))?)
+}
+
+fn catalog_error(e: eddy_postgres::Error) -> ApiError {
+    match e {
+        eddy_postgres::Error::Postgres(m) if m.ends_with("does not exist") => {
+            Error::NotFound(m.trim_end_matches(" does not exist").to_string()).into()
+        }
+        eddy_postgres::Error::Postgres(m) => Error::Postgres(m).into(),
+        other => Error::Postgres(other.to_string()).into(),
+    }
+}
+
+fn required_query(field: &str, value: Option<String>) -> Result<String, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::invalid(field, "is required (a query parameter)").into())
+}
+
+/// The schemas of the connector's database, read live from the catalog.
+async fn connector_schemas(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
+    let postgres = catalog_of(&service, &name)?;
+    let schemas = eddy_postgres::catalog::schemas(&postgres)
+        .await
+        .map_err(catalog_error)?;
+    Ok((StatusCode::OK, Json(json!(schemas))))
+}
+
+/// `?schema=`'s tables with their row estimate and size.
+async fn connector_tables(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    Query(query): Query<CatalogQuery>,
+) -> Reply {
+    let postgres = catalog_of(&service, &name)?;
+    let schema = required_query("schema", query.schema)?;
+    let tables = eddy_postgres::catalog::tables(&postgres, &schema)
+        .await
+        .map_err(catalog_error)?;
+    Ok((StatusCode::OK, Json(json!(tables))))
+}
+
+/// `?schema=&table=`'s columns: type, nullability, primary key.
+async fn connector_columns(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    Query(query): Query<CatalogQuery>,
+) -> Reply {
+    let postgres = catalog_of(&service, &name)?;
+    let schema = required_query("schema", query.schema)?;
+    let table = required_query("table", query.table)?;
+    let columns = eddy_postgres::catalog::columns(&postgres, &schema, &table)
+        .await
+        .map_err(catalog_error)?;
+    Ok((StatusCode::OK, Json(json!(columns))))
 }
 
 /// A job as the API shows it: never with a password.
