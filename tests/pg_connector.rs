@@ -358,6 +358,37 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
         "/v1/connectors/{name}/columns?schema=public&table=nowhere"
     ));
     assert_eq!(code, 404, "{missing}");
+
+    // createJob checks the Prisma schema against the live catalog, naming field and column.
+    let schema = std::fs::read_to_string(SCHEMA).unwrap();
+    let amount = "amount     Decimal?  @db.Decimal(12, 2)";
+    assert!(
+        schema.contains(amount),
+        "the fixture's Order.amount changed"
+    );
+    for (wrong, problem) in [
+        (
+            "amount     Int?".to_string(),
+            "field `Order.amount` (Int32) cannot hold column public.orders.amount of type numeric(12,2)",
+        ),
+        (
+            format!("{amount}\n  discount   Int?"),
+            "field `Order.discount` has no column `discount` in table public.orders",
+        ),
+    ] {
+        let (code, body) = server.post_form(
+            "/createJob",
+            &[
+                ("connectionString", connection.as_str()),
+                ("environmentId", ENVIRONMENT),
+                ("schema", schema.replace(amount, &wrong).as_str()),
+                ("sqlQuery", COUNT_AND_SUM),
+            ],
+        );
+        assert_eq!(code, 400, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(problem), "{message}");
+    }
     let id = create_job(&server, &connection, ENVIRONMENT);
 
     pg.psql_file("app", &sql.join("workload.sql"));

@@ -17,6 +17,7 @@ pub mod api;
 pub mod connect;
 pub mod connection;
 mod error;
+mod live_schema;
 pub mod pg_connectors;
 pub mod registry;
 pub mod service;

@@ -8,12 +8,14 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use eddy_engine::schema::Catalog;
 use eddy_engine::{Format, JobSpec, Pipeline};
 use serde::Deserialize;
 
 use crate::connect::ConnectClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::live_schema;
 use crate::pg_connectors::PgConnectors;
 use crate::registry::{Desired, JobDefinition};
 use crate::supervisor::{JobView, Supervisor};
@@ -208,6 +210,17 @@ impl Service {
             .tables()
             .map(|table| format!("{environment}.{}.{table}", connection.topic_schema()))
             .collect();
+        if let Some(postgres) = connection
+            .postgres()
+            .filter(|_| self.own_connectors && self.connect.is_none())
+        {
+            let prisma = Catalog::from_prisma(&spec.schema).map_err(|source| Error::Job {
+                field: "schema",
+                source,
+            })?;
+            let tables: Vec<String> = pipeline.tables().map(str::to_string).collect();
+            live_schema::check(postgres, &prisma, &tables, connection.topic_schema()).await?;
+        }
         tracing::info!(%environment, connection = %connection.redacted(), "create job");
         let connector = self.ensure_connector(&connection, &environment).await?;
         let id = format!("{:032x}", rand::random::<u128>());
