@@ -205,6 +205,7 @@ fn capture_pg_app(modes: Modes) -> Vec<ChangeEvent> {
         postgres: config(&pg, "postgres", "app"),
         environment: "app".into(),
         modes,
+        temporary_slot: false,
     };
     let collected = Collected::default();
     let status = Arc::new(Mutex::new(Status::default()));
@@ -560,4 +561,68 @@ fn assert_output_folds_to_postgres(
         "folded output topic `{environment}` (left) vs PostgreSQL (right)\nserver log:\n{}",
         server.log()
     );
+}
+
+/// `eddy run --postgres`: the job straight off the replication stream, no broker; its
+/// printed changes reach PostgreSQL's answer before and after the workload, and its
+/// temporary slot is gone once it stops.
+#[test]
+fn eddy_run_reads_postgres_without_a_broker() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    const QUERY: &str = "SELECT COUNT(*) FROM users";
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let url = format!("postgresql://postgres@127.0.0.1:{}/app", pg.port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "run",
+            "--postgres",
+            &url,
+            "--schema",
+            SCHEMA,
+            "--sql",
+            QUERY,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting eddy run --postgres");
+    let (send, counts) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let change: Value = serde_json::from_str(&line).unwrap();
+            if send.send(change["value"]["count(*)"].clone()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |expected: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match counts.recv_timeout(left) {
+                Ok(count) if count.to_string() == expected => return,
+                Ok(_) => {}
+                Err(e) => panic!("eddy run never printed count {expected}: {e}"),
+            }
+        }
+    };
+    wait_for(&pg.rows("app", QUERY)[0][0]);
+    pg.psql_file("app", &sql.join("workload.sql"));
+    wait_for(&pg.rows("app", QUERY)[0][0]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.rows("app", "SELECT count(*) FROM pg_replication_slots") != [["0"]] {
+        assert!(
+            Instant::now() < deadline,
+            "the temporary slot outlived eddy run"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -76,13 +76,29 @@ pub struct Settings {
     /// The topic prefix (`topic.prefix`).
     pub environment: String,
     pub modes: Modes,
+    /// A slot of this session only (`TEMPORARY`, named after the process): PostgreSQL
+    /// drops it when the connection ends, so a one-off reader keeps no WAL behind it.
+    pub temporary_slot: bool,
 }
 
 impl Settings {
-    /// The slot and publication name: `eddy_<environment>`, lower-case letters, digits and
+    /// The publication name: `eddy_<environment>`, lower-case letters, digits and
     /// underscores, at most 63 bytes.
     pub fn replication_name(&self) -> String {
         replication_name(&self.environment)
+    }
+
+    /// The slot name: the publication's, with the process id for a temporary slot.
+    pub fn slot_name(&self) -> String {
+        let name = self.replication_name();
+        if self.temporary_slot {
+            let suffix = format!("_{}", std::process::id());
+            let mut base = name;
+            base.truncate(63 - suffix.len());
+            base + &suffix
+        } else {
+            name
+        }
     }
 }
 
@@ -207,11 +223,12 @@ impl Connector {
             ))
             .await?;
         }
+        let slot = settings.slot_name();
         let mut replication = ReplicationConnection::connect(&settings.postgres).await?;
         let slot_exists = sql
             .query_opt(
                 "SELECT wal_status::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&name],
+                &[&slot],
             )
             .await?;
         let needs_snapshot = match slot_exists {
@@ -219,7 +236,7 @@ impl Connector {
                 let wal_status: Option<String> = row.get(0);
                 if wal_status.as_deref() == Some("lost") {
                     return Err(Error::Postgres(format!(
-                        "slot `{name}` lost the WAL it needs (wal_status = lost): delete the \
+                        "slot `{slot}` lost the WAL it needs (wal_status = lost): delete the \
                          connector to drop it, and create it again for a new snapshot"
                     )));
                 }
@@ -228,8 +245,13 @@ impl Connector {
             None => {
                 let rows = replication
                     .simple_query(&format!(
-                        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
-                        quote_ident(&name)
+                        "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                        quote_ident(&slot),
+                        if settings.temporary_slot {
+                            " TEMPORARY"
+                        } else {
+                            ""
+                        }
                     ))
                     .await?;
                 let row = rows.first().ok_or_else(|| {
@@ -251,7 +273,7 @@ impl Connector {
                 database: settings.postgres.dbname.clone(),
                 modes: settings.modes,
             },
-            slot: name.clone(),
+            slot,
             publication: name,
             status,
             tables: HashMap::new(),

@@ -177,6 +177,7 @@ impl PgConnectors {
             postgres: postgres.clone(),
             environment: environment.to_string(),
             modes: Modes::default(),
+            temporary_slot: false,
         };
         let task = tokio::spawn(supervise(
             name.to_string(),
