@@ -606,7 +606,7 @@ fn eddy_run_reads_postgres_without_a_broker() {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match counts.recv_timeout(left) {
-                Ok(count) if count.to_string() == expected => return,
+                Ok(count) if count.as_u64() == expected.parse().ok() => return,
                 Ok(_) => {}
                 Err(e) => panic!("eddy run never printed count {expected}: {e}"),
             }
