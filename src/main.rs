@@ -10,6 +10,7 @@ mod generate;
 mod produce;
 mod run;
 mod serve;
+mod stream;
 
 use clap::{Parser, Subcommand};
 

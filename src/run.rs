@@ -1,4 +1,5 @@
-//! `eddy run`: a job over a file of Kafka records, results as JSON lines on stdout.
+//! `eddy run`: a job over a file of Kafka records (or PostgreSQL itself, see [`crate::stream`]),
+//! results as JSON lines on stdout.
 
 use std::io::{BufWriter, Write};
 use std::time::Instant;
@@ -17,6 +18,10 @@ pub struct RunArgs {
     /// update is a `d` then a `c`) or `debezium-u` (an update is one `u`).
     #[arg(long, default_value = "upsert")]
     format: Format,
+    /// Read PostgreSQL itself (a connection string) instead of `--input`: a snapshot, then
+    /// the replication stream, each change printed as it happens; no broker.
+    #[arg(long, conflicts_with = "input")]
+    postgres: Option<String>,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -26,6 +31,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     let encoder = Encoder::new(args.format, pipeline.key_fields(), pipeline.value_fields());
+    if let Some(url) = &args.postgres {
+        return crate::stream::run(url, &mut pipeline, &encoder);
+    }
     let path = args
         .job
         .input

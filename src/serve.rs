@@ -30,9 +30,15 @@ pub struct ServeArgs {
     /// Kafka bootstrap servers [default: localhost:9092].
     #[arg(long, env = "EDDY_BROKERS")]
     brokers: Option<String>,
-    /// Kafka Connect's REST URL; without it connectors are not registered (`unmanaged`).
+    /// Kafka Connect's REST URL; without it PostgreSQL connectors are Eddy's own, run in
+    /// this process (MySQL connectors are then `unmanaged`).
     #[arg(long, env = "EDDY_CONNECT_URL")]
     connect_url: Option<String>,
+    /// Without Kafka Connect, start no connector either: Debezium runs elsewhere and
+    /// writes the topics jobs read (connectors are `unmanaged`).
+    #[arg(long, env = "EDDY_EXTERNAL_CONNECTORS")]
+    #[serde(default)]
+    external_connectors: bool,
     /// Where job definitions and checkpoints live [default: ./eddy-data].
     #[arg(long, env = "EDDY_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -72,6 +78,7 @@ impl ServeArgs {
             bind: self.bind.or(file.bind),
             brokers: self.brokers.or(file.brokers),
             connect_url: self.connect_url.or(file.connect_url),
+            external_connectors: self.external_connectors || file.external_connectors,
             data_dir: self.data_dir.or(file.data_dir),
             checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
             batch_max: self.batch_max.or(file.batch_max),
@@ -114,15 +121,22 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         args.port.unwrap_or(7000),
     );
     let connect = args.connect_url.as_deref().map(ConnectClient::new);
+    let external_connectors = args.external_connectors;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let supervisor = Supervisor::new(settings.clone())?;
         let resumed = supervisor.resume_all()?;
-        let service = Arc::new(Service::new(supervisor, connect, settings.brokers.clone()));
+        let mut service = Service::new(supervisor, connect, settings.brokers.clone())
+            .with_connector_store(&settings.data_dir)?;
+        if external_connectors {
+            service = service.with_external_connectors();
+        }
+        let connectors = service.resume_connectors()?;
+        let service = Arc::new(service);
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("listening on {address}"))?;
-        tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, "eddy serve ready");
+        tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, connectors, "eddy serve ready");
         axum::serve(listener, eddy_server::router(Arc::clone(&service)))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

@@ -12,6 +12,7 @@ mod live;
 mod mysql_app;
 mod partitions;
 mod pg_app;
+mod pg_connector;
 mod poison;
 mod service;
 mod type_edges;

@@ -58,6 +58,9 @@ impl Server {
             .arg(&self.data_dir)
             .env("EDDY_CHECKPOINT_INTERVAL_MS", "200")
             .env("EDDY_LINGER_MS", "20")
+            // The tests produce Debezium's events themselves (or run real Debezium);
+            // those of Eddy's own connector set this to `false`.
+            .env("EDDY_EXTERNAL_CONNECTORS", "true")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)

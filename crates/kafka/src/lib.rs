@@ -8,6 +8,7 @@
 //!   which is what makes a checkpoint safe to take.
 //! - [`dead_letter`]: refused records, capped so that writing them cannot fail for size.
 //! - [`poison`]: records that fail the job on every restart, found and skipped.
+//! - [`change_topics`]: Debezium change topics written by Eddy's own PostgreSQL connector.
 //! - [`admin`]: creating the output and dead-letter topics (brokers such as tansu do not
 //!   create topics on first use).
 //! - [`checkpoint`]: the engine's snapshot and the source offsets it covers, in one file
@@ -23,6 +24,7 @@
 
 pub mod admin;
 mod apply;
+pub mod change_topics;
 pub mod checkpoint;
 mod config;
 pub mod dead_letter;

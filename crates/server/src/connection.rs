@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use eddy_postgres::PgConfig;
+use eddy_postgres::connector::replication_name;
 use serde_json::{Map, Value, json};
 use url::Url;
 
@@ -26,6 +28,7 @@ pub struct Connection {
     pub user: String,
     password: String,
     pub database: String,
+    postgres: Option<PgConfig>,
 }
 
 impl fmt::Debug for Connection {
@@ -35,20 +38,34 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Parses a connection string. Errors describe the problem without repeating the
-    /// string, which may hold a password.
+    /// Parses a connection string: `mysql://` (or `mariadb://`) URLs here, PostgreSQL's URL
+    /// and `key=value` forms by `eddy-postgres`. Errors describe the problem without
+    /// repeating the string, which may hold a password.
     pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if let Some((scheme, _)) = text.split_once("://")
+            && !matches!(scheme, "postgres" | "postgresql" | "mysql" | "mariadb")
+        {
+            return Err(Error::invalid(
+                "connectionString",
+                format!("unsupported scheme `{scheme}` (expected postgresql:// or mysql://)"),
+            ));
+        }
+        let is_mysql = ["mysql://", "mariadb://"]
+            .iter()
+            .any(|scheme| text.starts_with(scheme));
+        if !is_mysql {
+            return Ok(Connection::from_postgres(PgConfig::parse(text).map_err(
+                |e| match e {
+                    eddy_postgres::Error::ConnectionString(detail) => {
+                        Error::invalid("connectionString", detail)
+                    }
+                    other => Error::invalid("connectionString", other.to_string()),
+                },
+            )?));
+        }
         let invalid = |detail: &str| Error::invalid("connectionString", detail);
-        let url = Url::parse(text.trim()).map_err(|e| invalid(&format!("not a URL ({e})")))?;
-        let (dialect, default_port) = match url.scheme() {
-            "postgres" | "postgresql" => (Dialect::Postgres, 5432),
-            "mysql" | "mariadb" => (Dialect::Mysql, 3306),
-            other => {
-                return Err(invalid(&format!(
-                    "unsupported scheme `{other}` (expected postgresql:// or mysql://)"
-                )));
-            }
-        };
+        let url = Url::parse(text).map_err(|e| invalid(&format!("not a URL ({e})")))?;
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
@@ -60,20 +77,43 @@ impl Connection {
         if url.username().is_empty() {
             return Err(invalid("no user name"));
         }
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+        // Percent-decoding only: `+` is a plus sign in a URL, not a form's space.
+        let decode = |s: &str, what: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| invalid(&format!("the {what} is not UTF-8 once decoded")))
         };
         Ok(Connection {
-            dialect,
+            dialect: Dialect::Mysql,
             host: host.to_string(),
-            port: url.port().unwrap_or(default_port),
-            user: decode(url.username()),
-            password: url.password().map(decode).unwrap_or_default(),
-            database: decode(database),
+            port: url.port().unwrap_or(3306),
+            user: decode(url.username(), "user name")?,
+            password: url
+                .password()
+                .map(|p| decode(p, "password"))
+                .transpose()?
+                .unwrap_or_default(),
+            database: decode(database, "database name")?,
+            postgres: None,
         })
+    }
+
+    fn from_postgres(config: PgConfig) -> Self {
+        Connection {
+            dialect: Dialect::Postgres,
+            host: config.host.clone(),
+            port: config.port,
+            user: config.user.clone(),
+            password: config.password().to_string(),
+            database: config.dbname.clone(),
+            postgres: Some(config),
+        }
+    }
+
+    /// The PostgreSQL connection this string names, for Eddy's own connector.
+    pub fn postgres(&self) -> Option<&PgConfig> {
+        self.postgres.as_ref()
     }
 
     /// The connection string with the password replaced by `****`.
@@ -160,24 +200,6 @@ impl Connection {
     }
 }
 
-/// A replication slot and publication name for an environment: PostgreSQL allows lower-case
-/// letters, digits and underscores, at most 63 bytes.
-fn replication_name(environment: &str) -> String {
-    let cleaned: String = environment
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut name = format!("eddy_{cleaned}");
-    name.truncate(63);
-    name
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +214,26 @@ mod tests {
         assert_eq!(config["database.password"], "s@cret");
         assert_eq!(config["slot.name"], "eddy_env_1");
         assert_eq!(config["topic.prefix"], "Env-1");
+    }
+
+    /// `+`, `&`, `@` and `:` in passwords, escaped or not, reach the connector exactly.
+    #[test]
+    fn special_characters_in_passwords_are_kept() {
+        for (text, password) in [
+            ("postgresql://app:p&ss@db/shop", "p&ss"),
+            ("postgresql://app:a+b@db/shop", "a+b"),
+            ("postgresql://app:a%2Bb%26c%40d%3Ae@db/shop", "a+b&c@d:e"),
+            ("host=db user=app password='a+b&c' dbname=shop", "a+b&c"),
+            ("mysql://app:a%2Bb%26c@db/shop", "a+b&c"),
+            ("mysql://app:a+b@db/shop", "a+b"),
+        ] {
+            let c = Connection::parse(text).unwrap();
+            assert_eq!(c.password, password, "{text}");
+            assert_eq!(
+                c.connector_config("e", "k:9092", 1)["database.password"],
+                password
+            );
+        }
     }
 
     #[test]
@@ -233,7 +275,8 @@ mod tests {
             ("mongodb://u:hunter2@h/db", "unsupported scheme `mongodb`"),
             ("postgresql://u:hunter2@h", "no database name"),
             ("postgresql://u:hunter2@h/", "no database name"),
-            ("not a url hunter2", "not a URL"),
+            ("not a url hunter2", "is not followed by `=`"),
+            ("mysql://u:hunter2@h", "no database name"),
             ("postgresql://:hunter2@h/db", "no user name"),
         ] {
             let error = Connection::parse(text).unwrap_err().to_string();

@@ -19,6 +19,9 @@ pub enum Error {
     /// Kafka Connect refused or could not be reached.
     #[error("kafka connect: {0}")]
     Connect(String),
+    /// PostgreSQL refused or could not be reached (a connector's catalog).
+    #[error("postgres: {0}")]
+    Postgres(String),
     #[error("job registry: {0}")]
     Registry(String),
 }

@@ -1,4 +1,5 @@
-//! Eddy's job service: the seed's REST API, jobs that survive restarts, and Kafka Connect.
+//! Eddy's job service: the seed's REST API, jobs that survive restarts, and connectors
+//! (Eddy's own for PostgreSQL, or Kafka Connect's).
 //!
 //! # Layout
 //!
@@ -7,6 +8,8 @@
 //! - [`service`]: what the endpoints do: validate everything, then create.
 //! - [`connection`]: connection strings, their redaction, and Debezium connector settings.
 //! - [`connect`]: the Kafka Connect REST client.
+//! - [`pg_connectors`]: Eddy's own PostgreSQL connectors, run in this process when there
+//!   is no Kafka Connect.
 //! - [`registry`]: job definitions on disk.
 //! - [`supervisor`]: a thread per job, restarts with backoff, stop with a checkpoint.
 
@@ -14,6 +17,8 @@ pub mod api;
 pub mod connect;
 pub mod connection;
 mod error;
+mod live_schema;
+pub mod pg_connectors;
 pub mod registry;
 pub mod service;
 pub mod supervisor;

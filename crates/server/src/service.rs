@@ -8,14 +8,18 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use eddy_engine::schema::Catalog;
 use eddy_engine::{Format, JobSpec, Pipeline};
 use serde::Deserialize;
 
 use crate::connect::ConnectClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::live_schema;
+use crate::pg_connectors::PgConnectors;
 use crate::registry::{Desired, JobDefinition};
 use crate::supervisor::{JobView, Supervisor};
+use eddy_postgres::preflight::Report;
 
 /// The fields of `createJob` (and `POST /v1/jobs`), as the seed named them.
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +54,10 @@ pub struct Service {
     supervisor: Arc<Supervisor>,
     connect: Option<ConnectClient>,
     brokers: String,
+    postgres: PgConnectors,
+    /// Without Kafka Connect: whether PostgreSQL connectors are Eddy's own (else Debezium
+    /// runs elsewhere and connectors are `unmanaged`).
+    own_connectors: bool,
 }
 
 impl Service {
@@ -58,7 +66,40 @@ impl Service {
             supervisor: Arc::new(supervisor),
             connect,
             brokers,
+            postgres: PgConnectors::default(),
+            own_connectors: true,
         }
+    }
+
+    /// Keeps Eddy's own connectors under `data_dir`, so that a restart resumes them.
+    pub fn with_connector_store(mut self, data_dir: &std::path::Path) -> Result<Self> {
+        self.postgres = PgConnectors::stored_in(data_dir)?;
+        Ok(self)
+    }
+
+    /// Starts the stored connectors again (after a restart); returns how many.
+    pub fn resume_connectors(&self) -> Result<usize> {
+        if !self.own_connectors || self.connect.is_some() {
+            return Ok(0);
+        }
+        self.postgres.resume_all(&self.brokers)
+    }
+
+    /// Connectors run elsewhere (Debezium operated by someone else): without Kafka
+    /// Connect, createConnector and createJob start none and only read their topics.
+    pub fn with_external_connectors(mut self) -> Self {
+        self.own_connectors = false;
+        self
+    }
+
+    /// Eddy's own PostgreSQL connectors (used without a Kafka Connect URL).
+    pub fn postgres_connectors(&self) -> &PgConnectors {
+        &self.postgres
+    }
+
+    /// Whether the connector of `connection` is one this service runs or registers.
+    fn manages(&self, connection: &Connection) -> bool {
+        self.connect.is_some() || (self.own_connectors && connection.postgres().is_some())
     }
 
     pub fn supervisor(&self) -> &Supervisor {
@@ -81,10 +122,17 @@ impl Service {
     ) -> Result<ConnectorView> {
         let name = connector_name(environment);
         let Some(connect) = &self.connect else {
-            return Ok(ConnectorView {
-                name,
-                state: "unmanaged".into(),
-            });
+            let Some(postgres) = connection.postgres().filter(|_| self.own_connectors) else {
+                return Ok(ConnectorView {
+                    name,
+                    state: "unmanaged".into(),
+                });
+            };
+            self.postgres
+                .ensure(&name, postgres, environment, &self.brokers)
+                .await?;
+            let state = self.connector_state(&name).await;
+            return Ok(ConnectorView { name, state });
         };
         let config =
             connection.connector_config(environment, &self.brokers, server_id(environment));
@@ -96,7 +144,13 @@ impl Service {
     /// The connector's state as Kafka Connect reports it.
     pub async fn connector_state(&self, name: &str) -> String {
         let Some(connect) = &self.connect else {
-            return "unmanaged".into();
+            return match self.postgres.view(name).await {
+                Some(view) => serde_json::to_value(view.status.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                None => "unmanaged".into(),
+            };
         };
         match connect.state(name).await {
             Ok(Some(state)) => state,
@@ -106,6 +160,20 @@ impl Service {
                 "UNREACHABLE".into()
             }
         }
+    }
+
+    /// The preflight checks of a PostgreSQL connection string, for `environmentId`.
+    pub async fn test_connector(&self, request: Environment) -> Result<Report> {
+        let connection =
+            Connection::parse(&required("connectionString", request.connection_string)?)?;
+        let environment = environment_id(request.environment_id)?;
+        let postgres = connection.postgres().ok_or_else(|| {
+            Error::invalid(
+                "connectionString",
+                "only PostgreSQL connections are tested here (MySQL runs on Kafka Connect)",
+            )
+        })?;
+        Ok(PgConnectors::test(postgres, &environment).await)
     }
 
     /// Validates and plans the job, ensures its connector, stores and starts it.
@@ -142,6 +210,17 @@ impl Service {
             .tables()
             .map(|table| format!("{environment}.{}.{table}", connection.topic_schema()))
             .collect();
+        if let Some(postgres) = connection
+            .postgres()
+            .filter(|_| self.own_connectors && self.connect.is_none())
+        {
+            let prisma = Catalog::from_prisma(&spec.schema).map_err(|source| Error::Job {
+                field: "schema",
+                source,
+            })?;
+            let tables: Vec<String> = pipeline.tables().map(str::to_string).collect();
+            live_schema::check(postgres, &prisma, &tables, connection.topic_schema()).await?;
+        }
         tracing::info!(%environment, connection = %connection.redacted(), "create job");
         let connector = self.ensure_connector(&connection, &environment).await?;
         let id = format!("{:032x}", rand::random::<u128>());
@@ -152,7 +231,7 @@ impl Service {
             environment_id: environment,
             connection: connection.redacted(),
             connector: connector.name,
-            managed_connector: self.connect.is_some(),
+            managed_connector: self.manages(&connection),
             spec,
             format,
             input_topics,
@@ -188,8 +267,11 @@ impl Service {
         for id in ids {
             canceled.push(self.set_desired(id, Desired::Canceled).await?);
         }
-        if let Some(connect) = &self.connect {
-            connect.delete(&connector_name(&environment)).await?;
+        match &self.connect {
+            Some(connect) => connect.delete(&connector_name(&environment)).await?,
+            None => {
+                self.postgres.delete(&connector_name(&environment)).await?;
+            }
         }
         Ok(canceled)
     }
@@ -216,6 +298,7 @@ impl Service {
                     .list()
                     .into_iter()
                     .map(|j| j.definition.connector)
+                    .chain(self.postgres.names())
                     .collect();
                 names.sort();
                 names.dedup();

@@ -27,6 +27,7 @@ impl ApiError {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::Connect(_) => (StatusCode::BAD_GATEWAY, "connect_failed"),
+            Error::Postgres(_) => (StatusCode::BAD_GATEWAY, "postgres_failed"),
             Error::Registry(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

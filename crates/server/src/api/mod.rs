@@ -4,6 +4,8 @@
 //! `POST /createConnector`, `POST /createJob`, `POST /deleteJob`, `GET /jobStatus/{id}`
 //! (or `GET /jobStatus?environmentId=`). Resource API: `GET|POST /v1/jobs`,
 //! `GET|DELETE /v1/jobs/{id}`, `POST /v1/jobs/{id}/pause|resume`, `GET /v1/connectors`,
+//! `POST /v1/connectors/test` (preflight), `GET|DELETE /v1/connectors/{name}`,
+//! `GET /v1/connectors/{name}/schemas|tables?schema=|columns?schema=&table=`,
 //! `GET /healthz`.
 
 mod error;
@@ -22,6 +24,7 @@ pub use error::ApiError;
 use fields::Fields;
 
 use crate::error::Error;
+use crate::pg_connectors::report_json;
 use crate::registry::Desired;
 use crate::service::{CreateJob, Environment, Service};
 use crate::supervisor::JobView;
@@ -40,6 +43,14 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/jobs/{id}/pause", post(pause_job))
         .route("/v1/jobs/{id}/resume", post(resume_job))
         .route("/v1/connectors", get(list_connectors))
+        .route("/v1/connectors/test", post(test_connector))
+        .route(
+            "/v1/connectors/{name}",
+            get(get_connector).delete(delete_connector),
+        )
+        .route("/v1/connectors/{name}/schemas", get(connector_schemas))
+        .route("/v1/connectors/{name}/tables", get(connector_tables))
+        .route("/v1/connectors/{name}/columns", get(connector_columns))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -155,6 +166,104 @@ async fn list_connectors(State(service): State<Arc<Service>>) -> Reply {
     Ok((StatusCode::OK, Json(json!(connectors))))
 }
 
+/// Runs the preflight checks of a PostgreSQL connection: `200` with every check, pass or
+/// fail, and its reason.
+async fn test_connector(
+    State(service): State<Arc<Service>>,
+    Fields(request): Fields<Environment>,
+) -> Reply {
+    let report = service.test_connector(request).await?;
+    Ok((StatusCode::OK, Json(report_json(&report))))
+}
+
+async fn get_connector(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
+    let view = service
+        .postgres_connectors()
+        .view(&name)
+        .await
+        .ok_or_else(|| Error::NotFound(format!("connector `{name}`")))?;
+    Ok((StatusCode::OK, Json(json!(view))))
+}
+
+/// Stops one of Eddy's own connectors and drops its slot and publication.
+async fn delete_connector(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
+    if !service.postgres_connectors().delete(&name).await? {
+        return Err(Error::NotFound(format!("connector `{name}`")).into());
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "name": name, "status": "DELETED" })),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CatalogQuery {
+    schema: Option<String>,
+    table: Option<String>,
+}
+
+/// The connection of one of Eddy's own connectors, for its catalog endpoints.
+fn catalog_of(service: &Service, name: &str) -> Result<eddy_postgres::PgConfig, ApiError> {
+    Ok(service
+        .postgres_connectors()
+        .postgres(name)
+        .ok_or_else(|| Error::NotFound(format!("connector `{name}`")))?)
+}
+
+fn catalog_error(e: eddy_postgres::Error) -> ApiError {
+    match e {
+        eddy_postgres::Error::Postgres(m) if m.ends_with("does not exist") => {
+            Error::NotFound(m.trim_end_matches(" does not exist").to_string()).into()
+        }
+        eddy_postgres::Error::Postgres(m) => Error::Postgres(m).into(),
+        other => Error::Postgres(other.to_string()).into(),
+    }
+}
+
+fn required_query(field: &str, value: Option<String>) -> Result<String, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::invalid(field, "is required (a query parameter)").into())
+}
+
+/// The schemas of the connector's database, read live from the catalog.
+async fn connector_schemas(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
+    let postgres = catalog_of(&service, &name)?;
+    let schemas = eddy_postgres::catalog::schemas(&postgres)
+        .await
+        .map_err(catalog_error)?;
+    Ok((StatusCode::OK, Json(json!(schemas))))
+}
+
+/// `?schema=`'s tables with their row estimate and size.
+async fn connector_tables(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    Query(query): Query<CatalogQuery>,
+) -> Reply {
+    let postgres = catalog_of(&service, &name)?;
+    let schema = required_query("schema", query.schema)?;
+    let tables = eddy_postgres::catalog::tables(&postgres, &schema)
+        .await
+        .map_err(catalog_error)?;
+    Ok((StatusCode::OK, Json(json!(tables))))
+}
+
+/// `?schema=&table=`'s columns: type, nullability, primary key.
+async fn connector_columns(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    Query(query): Query<CatalogQuery>,
+) -> Reply {
+    let postgres = catalog_of(&service, &name)?;
+    let schema = required_query("schema", query.schema)?;
+    let table = required_query("table", query.table)?;
+    let columns = eddy_postgres::catalog::columns(&postgres, &schema, &table)
+        .await
+        .map_err(catalog_error)?;
+    Ok((StatusCode::OK, Json(json!(columns))))
+}
+
 /// A job as the API shows it: never with a password.
 async fn job_json(service: &Service, job: &JobView) -> Value {
     let definition = &job.definition;
@@ -163,6 +272,17 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
     } else {
         "unmanaged".to_string()
     };
+    let mut connector = json!({ "name": definition.connector, "state": connector_state });
+    if let Some(view) = service
+        .postgres_connectors()
+        .view(&definition.connector)
+        .await
+    {
+        connector["slotLagBytes"] = json!(view.slot_lag_bytes);
+        connector["confirmedLsn"] = json!(view.status.confirmed_lsn);
+        connector["snapshotRows"] = json!(view.status.snapshot_rows);
+        connector["error"] = json!(view.status.error);
+    }
     json!({
         "id": definition.id,
         "name": definition.name,
@@ -171,7 +291,7 @@ async fn job_json(service: &Service, job: &JobView) -> Value {
         "restarts": job.restarts,
         "environmentId": definition.environment_id,
         "connection": definition.connection,
-        "connector": { "name": definition.connector, "state": connector_state },
+        "connector": connector,
         "format": definition.format,
         "sqlQuery": definition.spec.sql,
         "inputTopics": definition.input_topics,

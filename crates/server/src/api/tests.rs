@@ -58,7 +58,8 @@ fn fixture(connect: Option<&str>) -> Fixture {
         supervisor,
         connect.map(ConnectClient::new),
         "127.0.0.1:1".into(),
-    );
+    )
+    .with_external_connectors();
     Fixture {
         router: crate::router(Arc::new(service)),
         data_dir,

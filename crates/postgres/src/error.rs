@@ -1,0 +1,48 @@
+//! The crate's error type.
+
+/// What talking to PostgreSQL can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A connection string that cannot be used; the detail never repeats the password.
+    #[error("connection string: {0}")]
+    ConnectionString(String),
+    /// The server could not be reached, refused us, or answered an error.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The replication protocol broke: a message that is not what the protocol says.
+    #[error("replication protocol: {0}")]
+    Protocol(String),
+    /// The sink refused or lost events.
+    #[error("sink: {0}")]
+    Sink(String),
+    /// A value or relation the encoder cannot turn into Debezium JSON.
+    #[error("{table}.{column}: {detail}")]
+    Value {
+        table: String,
+        column: String,
+        detail: String,
+    },
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Postgres(describe(&e))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Postgres(e.to_string())
+    }
+}
+
+/// A tokio-postgres error with the server's own message when there is one (its `Display`
+/// says only "db error").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

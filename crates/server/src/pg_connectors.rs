@@ -1,0 +1,277 @@
+//! Eddy's own PostgreSQL connectors, one per environment, run in this process: preflight
+//! before anything is created, then snapshot and streaming into the change topics, retried
+//! with backoff while the status says why it stopped.
+//!
+//! A connector must log in again after a restart, so its definition, connection string
+//! and password included, is kept in `<data-dir>/connectors/<name>.json`, readable by the
+//! service's user only (as Kafka Connect keeps a connector's configuration). Nothing else
+//! stores, logs or answers the password.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eddy_kafka::change_topics::ChangeTopics;
+use eddy_postgres::PgConfig;
+use eddy_postgres::connector::{self, Settings, State, Status};
+use eddy_postgres::preflight::{self, Outcome, Report, Target};
+use eddy_postgres::values::Modes;
+use parking_lot::Mutex as Lock;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A running connector.
+struct Running {
+    status: Arc<Mutex<Status>>,
+    task: tokio::task::JoinHandle<()>,
+    postgres: PgConfig,
+    slot: String,
+}
+
+/// What the API shows of a connector: never the password.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PgConnectorView {
+    pub name: String,
+    pub connection: String,
+    pub slot: String,
+    /// WAL the slot keeps that the connector has not confirmed, in bytes; `None` when the
+    /// database cannot be asked.
+    pub slot_lag_bytes: Option<i64>,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+/// The environment's connectors, by connector name.
+#[derive(Default)]
+pub struct PgConnectors {
+    running: Lock<HashMap<String, Running>>,
+    /// Where definitions are kept; `None`: in memory only.
+    store: Option<PathBuf>,
+}
+
+/// A connector as kept on disk.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    name: String,
+    environment: String,
+    connection_string: String,
+}
+
+/// How long a failed connector waits before it starts again, at most.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl PgConnectors {
+    /// Connectors whose definitions are kept under `data_dir`.
+    pub fn stored_in(data_dir: &Path) -> Result<Self> {
+        let store = data_dir.join("connectors");
+        std::fs::create_dir_all(&store)
+            .map_err(|e| Error::Registry(format!("{}: {e}", store.display())))?;
+        Ok(PgConnectors {
+            running: Lock::default(),
+            store: Some(store),
+        })
+    }
+
+    /// Starts every stored connector again; returns how many.
+    pub fn resume_all(&self, brokers: &str) -> Result<usize> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let entries = std::fs::read_dir(store)
+            .map_err(|e| Error::Registry(format!("{}: {e}", store.display())))?;
+        let mut resumed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let stored: Stored = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .ok_or_else(|| Error::Registry(format!("{} is not a connector", path.display())))?;
+            let postgres = PgConfig::parse(&stored.connection_string)
+                .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;
+            self.start(&stored.name, &postgres, &stored.environment, brokers);
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    fn save(&self, name: &str, connection_string: &str, environment: &str) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let stored = Stored {
+            name: name.to_string(),
+            environment: environment.to_string(),
+            connection_string: connection_string.to_string(),
+        };
+        let path = store.join(format!("{name}.json"));
+        let temporary = path.with_extension("tmp");
+        let failed = |e: std::io::Error| Error::Registry(format!("{}: {e}", path.display()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(failed)?;
+        file.write_all(&serde_json::to_vec(&stored).expect("a connector serializes"))
+            .and_then(|()| file.sync_all())
+            .map_err(failed)?;
+        std::fs::rename(&temporary, &path).map_err(failed)
+    }
+
+    /// Runs the preflight checks of an environment's connector.
+    pub async fn test(postgres: &PgConfig, environment: &str) -> Report {
+        let name = connector::replication_name(environment);
+        let target = Target {
+            slot: &name,
+            publication: &name,
+            tables: None,
+        };
+        preflight::run(postgres, &target).await
+    }
+
+    /// Starts `name` for `environment` unless it runs already; a failing preflight check
+    /// is a 400 naming it, and nothing is created.
+    pub async fn ensure(
+        &self,
+        name: &str,
+        postgres: &PgConfig,
+        environment: &str,
+        brokers: &str,
+    ) -> Result<()> {
+        if self.running.lock().contains_key(name) {
+            return Ok(());
+        }
+        let report = Self::test(postgres, environment).await;
+        if let Some(check) = report.failure() {
+            return Err(Error::invalid(
+                "connectionString",
+                format!("preflight check `{}` failed: {}", check.name, check.reason),
+            ));
+        }
+        for warning in report.warnings() {
+            tracing::warn!(connector = name, check = %warning.name, "{}", warning.reason);
+        }
+        self.save(name, &postgres.to_key_values(), environment)?;
+        self.start(name, postgres, environment, brokers);
+        Ok(())
+    }
+
+    fn start(&self, name: &str, postgres: &PgConfig, environment: &str, brokers: &str) {
+        let mut running = self.running.lock();
+        if running.contains_key(name) {
+            // Another request started it meanwhile.
+            return;
+        }
+        let status = Arc::new(Mutex::new(Status::default()));
+        let settings = Settings {
+            postgres: postgres.clone(),
+            environment: environment.to_string(),
+            modes: Modes::default(),
+            temporary_slot: false,
+        };
+        let task = tokio::spawn(supervise(
+            name.to_string(),
+            settings,
+            brokers.to_string(),
+            Arc::clone(&status),
+        ));
+        running.insert(
+            name.to_string(),
+            Running {
+                status,
+                task,
+                postgres: postgres.clone(),
+                slot: connector::replication_name(environment),
+            },
+        );
+    }
+
+    /// The connector's view, with its slot's lag read from the database, if it runs here.
+    pub async fn view(&self, name: &str) -> Option<PgConnectorView> {
+        let (postgres, slot, status) = {
+            let running = self.running.lock();
+            let connector = running.get(name)?;
+            let status = connector
+                .status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            (connector.postgres.clone(), connector.slot.clone(), status)
+        };
+        let slot_lag_bytes = connector::slot_lag(&postgres, &slot).await.ok().flatten();
+        Some(PgConnectorView {
+            name: name.to_string(),
+            connection: postgres.redacted(),
+            slot,
+            slot_lag_bytes,
+            status,
+        })
+    }
+
+    /// The connection of a connector running here, for its metadata endpoints.
+    pub fn postgres(&self, name: &str) -> Option<PgConfig> {
+        self.running.lock().get(name).map(|c| c.postgres.clone())
+    }
+
+    /// The names of the connectors running here.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.running.lock().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Stops the connector and drops its slot and publication.
+    pub async fn delete(&self, name: &str) -> Result<bool> {
+        let Some(connector) = self.running.lock().remove(name) else {
+            return Ok(false);
+        };
+        connector.task.abort();
+        if let Some(store) = &self.store {
+            let path = store.join(format!("{name}.json"));
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;
+        }
+        connector::drop_replication(&connector.postgres, &connector.slot)
+            .await
+            .map_err(|e| Error::Conflict(format!("connector `{name}` stopped, but {e}")))?;
+        Ok(true)
+    }
+}
+
+/// Runs a connector until it is aborted, starting it again after each failure.
+async fn supervise(name: String, settings: Settings, brokers: String, status: Arc<Mutex<Status>>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let outcome = match ChangeTopics::new(&brokers) {
+            Ok(mut sink) => connector::run(settings.clone(), &mut sink, Arc::clone(&status)).await,
+            Err(e) => Err(eddy_postgres::Error::Sink(e.to_string())),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(connector = %name, error = %e, "connector failed; starting again");
+            let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
+            status.state = State::Failed;
+            status.error = Some(e.to_string());
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A preflight report as the API answers it.
+pub fn report_json(report: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "ok": report.failure().is_none(),
+        "checks": report.checks,
+        "warnings": report.checks.iter().filter(|c| c.outcome == Outcome::Warn).count(),
+    })
+}

@@ -1,0 +1,628 @@
+//! Eddy's own PostgreSQL connector against a real PostgreSQL: preflight checks, each failing
+//! for its own reason, and the events of the pg-app workload compared field by field with
+//! what real Debezium wrote for it (fixtures/pg-app).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eddy_postgres::PgConfig;
+use eddy_postgres::connector::{self, Settings, Sink, State, Status};
+use eddy_postgres::events::ChangeEvent;
+use eddy_postgres::preflight::{self, Outcome, Report, TableName, Target};
+use eddy_postgres::values::{DecimalMode, Modes, TimeMode};
+use serde_json::Value;
+
+use crate::support::eddy::{plain_numbers, text_rows};
+use crate::support::kafka::{Broker, fold_debezium};
+use crate::support::postgres::PgServer;
+use crate::support::server::Server;
+use crate::support::{COUNT_AND_SUM, FIXTURES, SCHEMA, TempDir, variant_path};
+
+const TABLES: &str = "CREATE TABLE keyed (id int PRIMARY KEY, v text); \
+    CREATE TABLE full_rows (v text); ALTER TABLE full_rows REPLICA IDENTITY FULL; \
+    CREATE TABLE loose (v text);";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn config(pg: &PgServer, user: &str, db: &str) -> PgConfig {
+    PgConfig::parse(&format!(
+        "postgresql://{user}@127.0.0.1:{}/{db}?sslmode=disable",
+        pg.port()
+    ))
+    .unwrap()
+}
+
+fn preflight(config: &PgConfig, tables: Option<&[TableName]>) -> Report {
+    let target = Target {
+        slot: "eddy_test",
+        publication: "eddy_test",
+        tables,
+    };
+    runtime().block_on(preflight::run(config, &target))
+}
+
+fn outcome<'a>(report: &'a Report, name: &str) -> (&'a Outcome, &'a str) {
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:?}"));
+    (&check.outcome, &check.reason)
+}
+
+#[test]
+fn preflight_passes_on_a_logical_server_and_warns_about_tables_without_identity() {
+    let pg = PgServer::start_logical();
+    pg.rows("postgres", "CREATE DATABASE app");
+    pg.rows("app", TABLES);
+    let report = preflight(&config(&pg, "postgres", "app"), None);
+    assert_eq!(report.failure(), None, "{report:#?}");
+    let warnings: Vec<&str> = report.warnings().map(|c| c.name.as_str()).collect();
+    assert_eq!(warnings, ["table public.loose"], "{report:#?}");
+    for name in [
+        "sslmode",
+        "reachable",
+        "authenticated",
+        "wal_level",
+        "replication_role",
+        "replication_slot",
+        "publication",
+    ] {
+        assert_eq!(outcome(&report, name).0, &Outcome::Pass, "{name}");
+    }
+
+    let missing = [TableName {
+        schema: "public".into(),
+        name: "nowhere".into(),
+    }];
+    let report = preflight(&config(&pg, "postgres", "app"), Some(&missing));
+    let failure = report.failure().unwrap();
+    assert_eq!(failure.name, "table public.nowhere");
+    assert!(failure.reason.contains("does not exist"), "{failure:?}");
+
+    pg.rows("app", "CREATE ROLE plain LOGIN");
+    let report = preflight(&config(&pg, "plain", "app"), None);
+    let failure = report.failure().unwrap();
+    assert_eq!(failure.name, "replication_role", "{report:#?}");
+    assert!(failure.reason.contains("`plain`"), "{failure:?}");
+    let (publication, why) = outcome(&report, "publication");
+    assert_eq!(publication, &Outcome::Fail);
+    assert!(why.contains("superuser"), "{why}");
+
+    let report = preflight(&config(&pg, "postgres", "no_such_db"), None);
+    let failure = report.failure().unwrap();
+    assert_eq!(failure.name, "authenticated");
+    assert!(failure.reason.contains("no_such_db"), "{failure:?}");
+    assert_eq!(outcome(&report, "wal_level").0, &Outcome::Skipped);
+
+    pg.rows(
+        "app",
+        "SELECT pg_create_logical_replication_slot('eddy_test', 'test_decoding')",
+    );
+    let report = preflight(&config(&pg, "postgres", "app"), None);
+    let failure = report.failure().unwrap();
+    assert_eq!(failure.name, "replication_slot");
+    assert!(failure.reason.contains("test_decoding"), "{failure:?}");
+}
+
+#[test]
+fn preflight_fails_wal_level_on_a_server_without_logical_decoding() {
+    let pg = PgServer::start();
+    let report = preflight(&config(&pg, "postgres", "postgres"), None);
+    let failure = report.failure().unwrap();
+    assert_eq!(failure.name, "wal_level", "{report:#?}");
+    assert!(
+        failure.reason.contains("wal_level = replica"),
+        "{failure:?}"
+    );
+}
+
+/// Every event the connector hands over, kept in memory.
+#[derive(Clone, Default)]
+struct Collected(Arc<Mutex<Vec<ChangeEvent>>>);
+
+impl Sink for Collected {
+    async fn deliver(&mut self, events: Vec<ChangeEvent>) -> eddy_postgres::Result<()> {
+        self.0.lock().unwrap().extend(events);
+        Ok(())
+    }
+}
+
+/// A record as the comparison sees it: the fields that depend on when and where in the WAL
+/// it was written (`ts_*`, `lsn`, `sequence`, `txId`) and `source.version` left out, and
+/// of the headers only Debezium's key-change ones.
+fn comparable(topic: &str, key: &Value, value: &Value, headers: &[(String, String)]) -> Value {
+    let mut value = value.clone();
+    if let Some(envelope) = value.as_object_mut() {
+        for field in ["ts_ms", "ts_us", "ts_ns"] {
+            envelope.remove(field);
+        }
+        if let Some(source) = envelope.get_mut("source").and_then(Value::as_object_mut) {
+            for field in [
+                "ts_ms", "ts_us", "ts_ns", "lsn", "sequence", "txId", "version",
+            ] {
+                source.remove(field);
+            }
+        }
+    }
+    let headers: Vec<Value> = headers
+        .iter()
+        .filter(|(name, _)| name == "__debezium.oldkey" || name == "__debezium.newkey")
+        .map(|(name, text)| serde_json::json!([name, serde_json::from_str::<Value>(text).unwrap()]))
+        .collect();
+    serde_json::json!({"topic": topic, "key": key, "value": value, "headers": headers})
+}
+
+/// Debezium's records of a capture, per topic in order, made comparable.
+fn debezium_records(variant: &str) -> BTreeMap<String, Vec<Value>> {
+    let text = std::fs::read_to_string(variant_path(variant)).unwrap();
+    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let topic = record["topic"].as_str().unwrap().to_string();
+        let headers: Vec<(String, String)> = record["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let entry = comparable(&topic, &record["key"], &record["value"], &headers);
+        topics.entry(topic).or_default().push(entry);
+    }
+    topics
+}
+
+fn eddy_records(events: &[ChangeEvent]) -> BTreeMap<String, Vec<Value>> {
+    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for e in events {
+        let key = e.key.clone().unwrap_or(Value::Null);
+        let value = e.value.clone().unwrap_or(Value::Null);
+        let entry = comparable(&e.topic, &key, &value, &e.headers);
+        topics.entry(e.topic.clone()).or_default().push(entry);
+    }
+    topics
+}
+
+/// Runs the pg-app schema (snapshot) and workload (stream) through Eddy's connector with
+/// `modes`, until the workload's end marker arrives.
+fn capture_pg_app(modes: Modes) -> Vec<ChangeEvent> {
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let settings = Settings {
+        postgres: config(&pg, "postgres", "app"),
+        environment: "app".into(),
+        modes,
+        temporary_slot: false,
+    };
+    let collected = Collected::default();
+    let status = Arc::new(Mutex::new(Status::default()));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let task = {
+        let (mut sink, status) = (collected.clone(), Arc::clone(&status));
+        runtime.spawn(async move { connector::run(settings, &mut sink, status).await })
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            let status = status.lock().unwrap().clone();
+            assert!(
+                status.state != State::Failed && Instant::now() < deadline,
+                "waiting for {what}: {status:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("the snapshot", &|| {
+        status.lock().unwrap().state == State::Streaming
+    });
+    pg.psql_file("app", &sql.join("workload.sql"));
+    wait("the end marker", &|| {
+        collected.0.lock().unwrap().iter().any(|e| {
+            e.topic == "app.public.marker" && e.value.as_ref().is_some_and(|v| v["op"] == "c")
+        })
+    });
+    let confirmed = status.lock().unwrap().confirmed_lsn.clone();
+    assert!(confirmed.is_some(), "no LSN confirmed after the workload");
+    task.abort();
+    collected.0.lock().unwrap().clone()
+}
+
+fn assert_same_as_debezium(variant: &str, modes: Modes) {
+    let ours = eddy_records(&capture_pg_app(modes));
+    let theirs = debezium_records(variant);
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "topics"
+    );
+    for (topic, expected) in &theirs {
+        let got = &ours[topic];
+        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert_eq!(g, e, "{variant}: {topic} record {i}");
+        }
+        assert_eq!(got.len(), expected.len(), "{variant}: records of {topic}");
+    }
+}
+
+#[test]
+fn events_equal_debeziums_field_by_field_with_precise_decimals() {
+    assert_same_as_debezium("precise_noschemas", Modes::default());
+}
+
+#[test]
+fn events_equal_debeziums_field_by_field_with_string_and_double_decimals() {
+    for (variant, decimal) in [
+        ("string_noschemas", DecimalMode::String),
+        ("double_noschemas", DecimalMode::Double),
+    ] {
+        let modes = Modes {
+            decimal,
+            time: TimeMode::Adaptive,
+        };
+        assert_same_as_debezium(variant, modes);
+    }
+}
+
+/// The acceptance path with nothing but PostgreSQL and a broker: `eddy serve`,
+/// createConnector, createJob; the workload streams through Eddy's own connector and the
+/// folded output equals PostgreSQL's answer.
+#[test]
+fn serve_with_eddys_connector_folds_to_postgres_answer() {
+    const ENVIRONMENT: &str = "own";
+    let broker = Broker::start();
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let dir = TempDir::new();
+    let server = Server::start(
+        &broker.address,
+        &dir.path().join("data"),
+        &[("EDDY_EXTERNAL_CONNECTORS", "false")],
+    );
+
+    // A database without logical decoding is refused before anything is created.
+    let plain = PgServer::start();
+    let refused = format!(
+        "postgresql://postgres:pw@127.0.0.1:{}/postgres",
+        plain.port()
+    );
+    let (code, body) = server.post_form(
+        "/createConnector",
+        &[
+            ("connectionString", refused.as_str()),
+            ("environmentId", "plain"),
+        ],
+    );
+    assert_eq!(code, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`wal_level`"), "{message}");
+    let (code, connectors) = server.get("/v1/connectors");
+    assert_eq!(code, 200);
+    assert_eq!(
+        connectors,
+        serde_json::json!([]),
+        "a refused connector was kept"
+    );
+
+    let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/app", pg.port());
+    let (code, body) = server.post_form(
+        "/v1/connectors/test",
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+        ],
+    );
+    assert_eq!((code, &body["ok"]), (200, &Value::Bool(true)), "{body}");
+    let (code, body) = server.post_form(
+        "/createConnector",
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+        ],
+    );
+    assert_eq!(code, 201, "createConnector: {body}");
+    let name = format!("{ENVIRONMENT}-connector");
+    let (code, schemas) = server.get(&format!("/v1/connectors/{name}/schemas"));
+    assert_eq!((code, schemas), (200, serde_json::json!(["public"])));
+    let (code, tables) = server.get(&format!("/v1/connectors/{name}/tables?schema=public"));
+    assert_eq!(code, 200, "{tables}");
+    let orders = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .unwrap_or_else(|| panic!("no orders in {tables}"));
+    assert!(orders["sizeBytes"].as_i64().unwrap() > 0, "{orders}");
+    let (code, columns) = server.get(&format!(
+        "/v1/connectors/{name}/columns?schema=public&table=orders"
+    ));
+    assert_eq!(code, 200, "{columns}");
+    assert_eq!(
+        columns[0],
+        serde_json::json!({"name": "id", "type": "bigint", "nullable": false, "primaryKey": true})
+    );
+    assert_eq!(columns[2]["type"], "numeric(12,2)", "{columns}");
+    let (code, missing) = server.get(&format!(
+        "/v1/connectors/{name}/columns?schema=public&table=nowhere"
+    ));
+    assert_eq!(code, 404, "{missing}");
+
+    // createJob checks the Prisma schema against the live catalog, naming field and column.
+    let schema = std::fs::read_to_string(SCHEMA).unwrap();
+    let amount = "amount     Decimal?  @db.Decimal(12, 2)";
+    assert!(
+        schema.contains(amount),
+        "the fixture's Order.amount changed"
+    );
+    for (wrong, problem) in [
+        (
+            "amount     Int?".to_string(),
+            "field `Order.amount` (Int32) cannot hold column public.orders.amount of type numeric(12,2)",
+        ),
+        (
+            format!("{amount}\n  discount   Int?"),
+            "field `Order.discount` has no column `discount` in table public.orders",
+        ),
+    ] {
+        let (code, body) = server.post_form(
+            "/createJob",
+            &[
+                ("connectionString", connection.as_str()),
+                ("environmentId", ENVIRONMENT),
+                ("schema", schema.replace(amount, &wrong).as_str()),
+                ("sqlQuery", COUNT_AND_SUM),
+            ],
+        );
+        assert_eq!(code, 400, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(problem), "{message}");
+    }
+    let id = create_job(&server, &connection, ENVIRONMENT);
+
+    pg.psql_file("app", &sql.join("workload.sql"));
+    let status = wait_for_marker(&broker, &server, &id, ENVIRONMENT);
+    assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
+    assert!(status["connector"]["slotLagBytes"].is_i64(), "{status}");
+    assert!(status["connector"]["confirmedLsn"].is_string(), "{status}");
+    let (code, connector) = server.get(&format!("/v1/connectors/{ENVIRONMENT}-connector"));
+    assert_eq!(
+        (code, &connector["state"]),
+        (200, &Value::from("STREAMING")),
+        "{connector}"
+    );
+    assert_eq!(
+        connector["connection"],
+        format!("postgresql://postgres:****@127.0.0.1:{}/app", pg.port())
+    );
+
+    assert_output_folds_to_postgres(&broker, &server, &pg, ENVIRONMENT);
+
+    let (code, body) = server.post_form(
+        "/deleteJob",
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+        ],
+    );
+    assert_eq!(code, 201, "deleteJob: {body}");
+    let left = pg.rows(
+        "app",
+        "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)",
+    );
+    assert_eq!(left, [["0"]], "deleteJob left a slot or publication behind");
+}
+
+/// Single-row changes of `orders`, paced so that they last a few seconds.
+fn paced_orders_workload(dir: &TempDir, statements: usize) -> std::path::PathBuf {
+    let mut lines = Vec::with_capacity(statements + statements / 100);
+    for i in 0..statements {
+        let id = i % 40 + 1;
+        lines.push(match i % 5 {
+            0 | 1 => format!(
+                "INSERT INTO orders (user_id, amount, status) VALUES ({}, {}.{:02}, '{}');",
+                i % 7,
+                i % 300,
+                i % 100,
+                ["new", "paid", "shipped"][i % 3]
+            ),
+            2 | 3 => format!(
+                "UPDATE orders SET amount = amount + 1.25, status = '{}' WHERE id = {id};",
+                ["paid", "shipped", "refunded"][i % 3]
+            ),
+            _ => format!("DELETE FROM orders WHERE id = {};", id + i / 5),
+        });
+        if i % 100 == 99 {
+            lines.push("SELECT pg_sleep(0.05);".into());
+        }
+    }
+    dir.write_lines("paced.sql", &lines)
+}
+
+/// `kill -9` of `eddy serve` while its connector streams: restarted, the connector resumes
+/// from its slot and the folded output equals PostgreSQL.
+#[test]
+fn kill_9_while_streaming_resumes_from_the_slot() {
+    const ENVIRONMENT: &str = "crash";
+    let broker = Broker::start();
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let dir = TempDir::new();
+    let mut server = Server::start(
+        &broker.address,
+        &dir.path().join("data"),
+        &[("EDDY_EXTERNAL_CONNECTORS", "false")],
+    );
+    let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/app", pg.port());
+    let id = create_job(&server, &connection, ENVIRONMENT);
+    let workload = paced_orders_workload(&dir, 4000);
+
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| pg.psql_file("app", &workload));
+        std::thread::sleep(Duration::from_millis(1200));
+        assert!(
+            !running.is_finished(),
+            "the workload ended before the kill: make it longer"
+        );
+        server.kill();
+        server.restart();
+        running.join().unwrap();
+    });
+    pg.rows("app", "INSERT INTO marker (label) VALUES ('done')");
+    let status = wait_for_marker(&broker, &server, &id, ENVIRONMENT);
+    assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
+    let log = without_colours(&server.log());
+    assert!(
+        log.contains("connectors=1"),
+        "the restarted server did not resume the stored connector:\n{}",
+        log
+    );
+
+    assert_output_folds_to_postgres(&broker, &server, &pg, ENVIRONMENT);
+}
+
+/// The log without its terminal colour codes (`ESC [ … m`).
+fn without_colours(log: &str) -> String {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// createJob of the count-and-sum query over `environment`; returns the job's id.
+fn create_job(server: &Server, connection: &str, environment: &str) -> String {
+    let schema = std::fs::read_to_string(SCHEMA).unwrap();
+    let (code, body) = server.post_form(
+        "/createJob",
+        &[
+            ("connectionString", connection),
+            ("environmentId", environment),
+            ("schema", schema.as_str()),
+            ("sqlQuery", COUNT_AND_SUM),
+        ],
+    );
+    assert_eq!(code, 201, "createJob: {body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// Waits for the workload's end marker in the change topics, then until the job has
+/// checkpointed every orders event; returns the job's status.
+fn wait_for_marker(broker: &Broker, server: &Server, id: &str, environment: &str) -> Value {
+    let marker = format!("{environment}.public.marker");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while broker.read_all(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the end marker never reached {marker}\nserver log:\n{}",
+            server.log()
+        );
+    }
+    let orders_topic = format!("{environment}.public.orders");
+    let orders_events = broker.read_all(&orders_topic).len();
+    server.wait_until_checkpointed(id, &orders_topic, orders_events)
+}
+
+/// The job's output topic, folded by key, is PostgreSQL's answer to the query.
+fn assert_output_folds_to_postgres(
+    broker: &Broker,
+    server: &Server,
+    pg: &PgServer,
+    environment: &str,
+) {
+    let folded = fold_debezium(&broker.read_all(environment));
+    let mut expected = pg.rows("app", COUNT_AND_SUM);
+    expected.sort();
+    assert_eq!(
+        plain_numbers(text_rows(&folded)),
+        plain_numbers(expected),
+        "folded output topic `{environment}` (left) vs PostgreSQL (right)\nserver log:\n{}",
+        server.log()
+    );
+}
+
+/// `eddy run --postgres`: the job straight off the replication stream, no broker; its
+/// printed changes reach PostgreSQL's answer before and after the workload, and its
+/// temporary slot is gone once it stops.
+#[test]
+fn eddy_run_reads_postgres_without_a_broker() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    const QUERY: &str = "SELECT COUNT(*) FROM users";
+    let pg = PgServer::start_logical();
+    let sql = Path::new(FIXTURES).join("sql");
+    pg.psql_file("postgres", &sql.join("schema.sql"));
+    let url = format!("postgresql://postgres@127.0.0.1:{}/app", pg.port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "run",
+            "--postgres",
+            &url,
+            "--schema",
+            SCHEMA,
+            "--sql",
+            QUERY,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting eddy run --postgres");
+    let (send, counts) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let change: Value = serde_json::from_str(&line).unwrap();
+            if send.send(change["value"]["count(*)"].clone()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |expected: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match counts.recv_timeout(left) {
+                Ok(count) if count.as_u64() == expected.parse().ok() => return,
+                Ok(_) => {}
+                Err(e) => panic!("eddy run never printed count {expected}: {e}"),
+            }
+        }
+    };
+    wait_for(&pg.rows("app", QUERY)[0][0]);
+    pg.psql_file("app", &sql.join("workload.sql"));
+    wait_for(&pg.rows("app", QUERY)[0][0]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.rows("app", "SELECT count(*) FROM pg_replication_slots") != [["0"]] {
+        assert!(
+            Instant::now() < deadline,
+            "the temporary slot outlived eddy run"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
