@@ -220,6 +220,12 @@ fn catalog_error(e: eddy_postgres::Error) -> ApiError {
     }
 }
 
+/// A catalog read's answer: what it read, as JSON, or its error as the API states it.
+fn catalog_reply<T: serde::Serialize>(read: eddy_postgres::Result<T>) -> Reply {
+    let rows = read.map_err(catalog_error)?;
+    Ok((StatusCode::OK, Json(json!(rows))))
+}
+
 fn required_query(field: &str, value: Option<String>) -> Result<String, ApiError> {
     value
         .filter(|v| !v.is_empty())
@@ -229,10 +235,7 @@ fn required_query(field: &str, value: Option<String>) -> Result<String, ApiError
 /// The schemas of the connector's database, read live from the catalog.
 async fn connector_schemas(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
     let postgres = catalog_of(&service, &name)?;
-    let schemas = eddy_postgres::catalog::schemas(&postgres)
-        .await
-        .map_err(catalog_error)?;
-    Ok((StatusCode::OK, Json(json!(schemas))))
+    catalog_reply(eddy_postgres::catalog::schemas(&postgres).await)
 }
 
 /// `?schema=`'s tables with their row estimate and size.
@@ -243,10 +246,7 @@ async fn connector_tables(
 ) -> Reply {
     let postgres = catalog_of(&service, &name)?;
     let schema = required_query("schema", query.schema)?;
-    let tables = eddy_postgres::catalog::tables(&postgres, &schema)
-        .await
-        .map_err(catalog_error)?;
-    Ok((StatusCode::OK, Json(json!(tables))))
+    catalog_reply(eddy_postgres::catalog::tables(&postgres, &schema).await)
 }
 
 /// `?schema=&table=`'s columns: type, nullability, primary key.
@@ -258,10 +258,7 @@ async fn connector_columns(
     let postgres = catalog_of(&service, &name)?;
     let schema = required_query("schema", query.schema)?;
     let table = required_query("table", query.table)?;
-    let columns = eddy_postgres::catalog::columns(&postgres, &schema, &table)
-        .await
-        .map_err(catalog_error)?;
-    Ok((StatusCode::OK, Json(json!(columns))))
+    catalog_reply(eddy_postgres::catalog::columns(&postgres, &schema, &table).await)
 }
 
 /// A job as the API shows it: never with a password.
