@@ -2,18 +2,18 @@
 //! for its own reason, and the events of the pg-app workload compared field by field with
 //! what real Debezium wrote for it (fixtures/pg-app).
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eddy_postgres::PgConfig;
-use eddy_postgres::connector::{self, Settings, Sink, State, Status};
 use eddy_postgres::events::ChangeEvent;
 use eddy_postgres::preflight::{self, Outcome, Report, TableName, Target};
 use eddy_postgres::values::{DecimalMode, Modes, TimeMode};
 use serde_json::Value;
 
+use crate::support::connector::{
+    InProcess, Records, assert_same_records, comparable, config, event_records,
+};
 use crate::support::eddy::{plain_numbers, text_rows};
 use crate::support::kafka::{Broker, fold_debezium};
 use crate::support::postgres::PgServer;
@@ -29,14 +29,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
-}
-
-fn config(pg: &PgServer, user: &str, db: &str) -> PgConfig {
-    PgConfig::parse(&format!(
-        "postgresql://{user}@127.0.0.1:{}/{db}?sslmode=disable",
-        pg.port()
-    ))
-    .unwrap()
 }
 
 fn preflight(config: &PgConfig, tables: Option<&[TableName]>) -> Report {
@@ -124,46 +116,10 @@ fn preflight_fails_wal_level_on_a_server_without_logical_decoding() {
     );
 }
 
-/// Every event the connector hands over, kept in memory.
-#[derive(Clone, Default)]
-struct Collected(Arc<Mutex<Vec<ChangeEvent>>>);
-
-impl Sink for Collected {
-    async fn deliver(&mut self, events: Vec<ChangeEvent>) -> eddy_postgres::Result<()> {
-        self.0.lock().unwrap().extend(events);
-        Ok(())
-    }
-}
-
-/// A record as the comparison sees it: the fields that depend on when and where in the WAL
-/// it was written (`ts_*`, `lsn`, `sequence`, `txId`) and `source.version` left out, and
-/// of the headers only Debezium's key-change ones.
-fn comparable(topic: &str, key: &Value, value: &Value, headers: &[(String, String)]) -> Value {
-    let mut value = value.clone();
-    if let Some(envelope) = value.as_object_mut() {
-        for field in ["ts_ms", "ts_us", "ts_ns"] {
-            envelope.remove(field);
-        }
-        if let Some(source) = envelope.get_mut("source").and_then(Value::as_object_mut) {
-            for field in [
-                "ts_ms", "ts_us", "ts_ns", "lsn", "sequence", "txId", "version",
-            ] {
-                source.remove(field);
-            }
-        }
-    }
-    let headers: Vec<Value> = headers
-        .iter()
-        .filter(|(name, _)| name == "__debezium.oldkey" || name == "__debezium.newkey")
-        .map(|(name, text)| serde_json::json!([name, serde_json::from_str::<Value>(text).unwrap()]))
-        .collect();
-    serde_json::json!({"topic": topic, "key": key, "value": value, "headers": headers})
-}
-
 /// Debezium's records of a capture, per topic in order, made comparable.
-fn debezium_records(variant: &str) -> BTreeMap<String, Vec<Value>> {
+fn debezium_records(variant: &str) -> Records {
     let text = std::fs::read_to_string(variant_path(variant)).unwrap();
-    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut topics = Records::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let record: Value = serde_json::from_str(line).unwrap();
         let topic = record["topic"].as_str().unwrap().to_string();
@@ -184,77 +140,24 @@ fn debezium_records(variant: &str) -> BTreeMap<String, Vec<Value>> {
     topics
 }
 
-fn eddy_records(events: &[ChangeEvent]) -> BTreeMap<String, Vec<Value>> {
-    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for e in events {
-        let key = e.key.clone().unwrap_or(Value::Null);
-        let value = e.value.clone().unwrap_or(Value::Null);
-        let entry = comparable(&e.topic, &key, &value, &e.headers);
-        topics.entry(e.topic.clone()).or_default().push(entry);
-    }
-    topics
-}
-
 /// Runs the pg-app schema (snapshot) and workload (stream) through Eddy's connector with
 /// `modes`, until the workload's end marker arrives.
 fn capture_pg_app(modes: Modes) -> Vec<ChangeEvent> {
     let pg = PgServer::start_logical();
     let sql = Path::new(FIXTURES).join("sql");
     pg.psql_file("postgres", &sql.join("schema.sql"));
-    let settings = Settings {
-        postgres: config(&pg, "postgres", "app"),
-        environment: "app".into(),
-        modes,
-        temporary_slot: false,
-    };
-    let collected = Collected::default();
-    let status = Arc::new(Mutex::new(Status::default()));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let task = {
-        let (mut sink, status) = (collected.clone(), Arc::clone(&status));
-        runtime.spawn(async move { connector::run(settings, &mut sink, status).await })
-    };
-    let wait = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            let status = status.lock().unwrap().clone();
-            assert!(
-                status.state != State::Failed && Instant::now() < deadline,
-                "waiting for {what}: {status:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait("the snapshot", &|| {
-        status.lock().unwrap().state == State::Streaming
-    });
+    let connector = InProcess::start(&pg, "app", "app", modes);
+    connector.wait_until_streaming();
     pg.psql_file("app", &sql.join("workload.sql"));
-    wait("the end marker", &|| {
-        collected.0.lock().unwrap().iter().any(|e| {
-            e.topic == "app.public.marker" && e.value.as_ref().is_some_and(|v| v["op"] == "c")
-        })
-    });
-    let confirmed = status.lock().unwrap().confirmed_lsn.clone();
+    connector.wait_for_insert("app.public.marker");
+    let confirmed = connector.status.lock().unwrap().confirmed_lsn.clone();
     assert!(confirmed.is_some(), "no LSN confirmed after the workload");
-    task.abort();
-    collected.0.lock().unwrap().clone()
+    connector.stop()
 }
 
 fn assert_same_as_debezium(variant: &str, modes: Modes) {
-    let ours = eddy_records(&capture_pg_app(modes));
-    let theirs = debezium_records(variant);
-    assert_eq!(
-        ours.keys().collect::<Vec<_>>(),
-        theirs.keys().collect::<Vec<_>>(),
-        "topics"
-    );
-    for (topic, expected) in &theirs {
-        let got = &ours[topic];
-        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-            assert_eq!(g, e, "{variant}: {topic} record {i}");
-        }
-        assert_eq!(got.len(), expected.len(), "{variant}: records of {topic}");
-    }
+    let ours = event_records(&capture_pg_app(modes));
+    assert_same_records(&ours, &debezium_records(variant), variant);
 }
 
 #[test]
@@ -625,4 +528,108 @@ fn eddy_run_reads_postgres_without_a_broker() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A column added is followed, as Debezium follows it; a column dropped fails the connector
+/// for good, naming the column, rather than streaming events without it.
+#[test]
+fn a_dropped_column_fails_the_connector_and_an_added_one_is_followed() {
+    let pg = PgServer::start_logical();
+    pg.rows("postgres", "CREATE DATABASE app");
+    pg.rows(
+        "app",
+        "CREATE TABLE kept (id int PRIMARY KEY, v text, w int)",
+    );
+    let connector = InProcess::start(&pg, "app", "shape", Modes::default());
+    connector.wait_until_streaming();
+    pg.rows(
+        "app",
+        "INSERT INTO kept VALUES (1, 'a', 1); ALTER TABLE kept ADD COLUMN x int; \
+         INSERT INTO kept VALUES (2, 'b', 2, 3)",
+    );
+    connector.wait("the row with the added column", |_, events| {
+        events
+            .iter()
+            .any(|e| e.value.as_ref().is_some_and(|v| v["after"]["x"] == 3))
+    });
+    pg.rows(
+        "app",
+        "ALTER TABLE kept DROP COLUMN w; INSERT INTO kept VALUES (3, 'c', 4)",
+    );
+    let status = std::sync::Arc::clone(&connector.status);
+    let error = connector.failure();
+    assert!(error.is_permanent(), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("column `w` of public.kept was dropped")
+            && message.contains("create it again"),
+        "{message}"
+    );
+    let status = status.lock().unwrap().clone();
+    assert_eq!(status.state, eddy_postgres::connector::State::Failed);
+    assert_eq!(status.error.as_deref(), Some(message.as_str()));
+}
+
+/// A captured table dropped while streaming: every change made before the drop is
+/// delivered, then the connector fails for good, naming the table.
+#[test]
+fn a_dropped_table_fails_the_connector_after_its_last_changes() {
+    let pg = PgServer::start_logical();
+    pg.rows("postgres", "CREATE DATABASE app");
+    pg.rows(
+        "app",
+        "CREATE TABLE gone (id int PRIMARY KEY); CREATE TABLE kept (id int PRIMARY KEY)",
+    );
+    let connector = InProcess::start(&pg, "app", "dropping", Modes::default());
+    connector.wait_until_streaming();
+    pg.rows(
+        "app",
+        "INSERT INTO gone SELECT generate_series(1, 500); DROP TABLE gone",
+    );
+    let collected = connector.collected.clone();
+    let message = connector.failure().to_string();
+    assert!(
+        message.contains("captured table public.gone was dropped"),
+        "{message}"
+    );
+    let inserted = collected
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e.topic == "dropping.public.gone" && e.value.as_ref().is_some_and(|v| v["op"] == "c")
+        })
+        .count();
+    assert_eq!(inserted, 500, "changes made before the drop were lost");
+}
+
+/// A slot whose WAL PostgreSQL removed (`max_slot_wal_keep_size` passed while the connector
+/// was away) fails the connector for good on its next start, saying so.
+#[test]
+fn a_slot_that_lost_its_wal_fails_the_connector() {
+    let pg = PgServer::start_logical_with("-c max_slot_wal_keep_size=1MB -c max_wal_size=32MB");
+    pg.rows("postgres", "CREATE DATABASE app");
+    pg.rows("app", "CREATE TABLE t (id int PRIMARY KEY, v text)");
+    let connector = InProcess::start(&pg, "app", "away", Modes::default());
+    connector.wait_until_streaming();
+    connector.stop();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg.rows(
+        "app",
+        "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'eddy_away'",
+    ) != [["lost"]]
+    {
+        assert!(Instant::now() < deadline, "the slot never lost its WAL");
+        pg.rows(
+            "app",
+            "INSERT INTO t SELECT i, repeat('x', 100) FROM generate_series(1, 20000) i \
+             ON CONFLICT (id) DO UPDATE SET v = excluded.v || '.'; \
+             SELECT pg_switch_wal(); CHECKPOINT;",
+        );
+    }
+    let connector = InProcess::start(&pg, "app", "away", Modes::default());
+    let error = connector.failure();
+    assert!(error.is_permanent(), "{error}");
+    assert!(error.to_string().contains("wal_status = lost"), "{error}");
 }

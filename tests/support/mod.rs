@@ -2,6 +2,7 @@
 //! runner for the `eddy` binary.
 
 pub mod compare;
+pub mod connector;
 pub mod eddy;
 pub mod kafka;
 pub mod postgres;

@@ -196,9 +196,14 @@ impl PgServer {
 
     /// A server that logical-replication clients (Debezium) can stream changes from.
     pub fn start_logical() -> PgServer {
-        PgServer::start_with(
-            " -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10",
-        )
+        PgServer::start_logical_with("")
+    }
+
+    /// A logical-replication server with `extra_options` (`-c name=value` each) besides.
+    pub fn start_logical_with(extra_options: &str) -> PgServer {
+        PgServer::start_with(&format!(
+            " -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 {extra_options}"
+        ))
     }
 
     /// `extra_options` are added to the server's command line (`-c name=value` each).

@@ -32,14 +32,23 @@ pub struct Table {
 
 /// Reads a table by OID, as it is now.
 pub async fn table(client: &Client, oid: u32) -> Result<Table> {
-    let head = client
+    table_if_exists(client, oid)
+        .await?
+        .ok_or_else(|| Error::Postgres(format!("table with OID {oid} no longer exists")))
+}
+
+/// Reads a table by OID, as it is now; `None` once it was dropped.
+pub async fn table_if_exists(client: &Client, oid: u32) -> Result<Option<Table>> {
+    let Some(head) = client
         .query_opt(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
             &[&oid],
         )
         .await?
-        .ok_or_else(|| Error::Postgres(format!("table with OID {oid} no longer exists")))?;
+    else {
+        return Ok(None);
+    };
     let name = TableName {
         schema: head.get(0),
         name: head.get(1),
@@ -84,20 +93,23 @@ pub async fn table(client: &Client, oid: u32) -> Result<Table> {
         });
     }
     key.sort();
-    Ok(Table {
+    Ok(Some(Table {
         name,
         oid,
         columns,
         key: key.into_iter().map(|(_, index)| index).collect(),
-    })
+    }))
 }
 
 /// A table as a Relation message describes it: the stream's columns, which may be older
 /// than the catalog's when the table changed since (a column added while its earlier
 /// changes are still being read), with nullability, key and catalog types taken from
-/// `current` by column name.
-pub fn as_streamed(relation: &Relation, current: &Table) -> Table {
-    let by_name = |name: &str| current.columns.iter().find(|c| c.name == name);
+/// `current` by column name. Without `current` (the table was dropped before its last
+/// changes were read) the key is the replica identity, which is the primary key unless the
+/// table's identity is FULL.
+pub fn as_streamed(relation: &Relation, current: Option<&Table>) -> Table {
+    let by_name =
+        |name: &str| current.and_then(|current| current.columns.iter().find(|c| c.name == name));
     let columns: Vec<Column> = relation
         .columns
         .iter()
@@ -112,14 +124,21 @@ pub fn as_streamed(relation: &Relation, current: &Table) -> Table {
             }
         })
         .collect();
-    let key = current
-        .key
-        .iter()
-        .filter_map(|&i| {
-            let name = &current.columns[i].name;
-            columns.iter().position(|c| &c.name == name)
-        })
-        .collect();
+    let key = match current {
+        Some(current) => current
+            .key
+            .iter()
+            .filter_map(|&i| {
+                let name = &current.columns[i].name;
+                columns.iter().position(|c| &c.name == name)
+            })
+            .collect(),
+        None if relation.replica_identity != b'f' => (relation.columns.iter().enumerate())
+            .filter(|(_, c)| c.identity)
+            .map(|(i, _)| i)
+            .collect(),
+        None => Vec::new(),
+    };
     Table {
         name: TableName {
             schema: relation.schema.clone(),
@@ -129,6 +148,37 @@ pub fn as_streamed(relation: &Relation, current: &Table) -> Table {
         columns,
         key,
     }
+}
+
+/// Why the stream of `now` cannot go on from what was captured as `before`: a column
+/// dropped or retyped (events would silently lack it, or change its JSON type under a
+/// reader). An added column is followed, as Debezium follows it.
+pub fn incompatible_change(before: &Table, now: &Table) -> Option<String> {
+    let table = format!("{}.{}", before.name.schema, before.name.name);
+    before.columns.iter().find_map(
+        |old| match now.columns.iter().find(|c| c.name == old.name) {
+            None => Some(format!("column `{}` of {table} was dropped", old.name)),
+            Some(new) if new.kind != old.kind => Some(format!(
+                "column `{}` of {table} changed type ({:?} to {:?})",
+                old.name, old.kind, new.kind
+            )),
+            Some(_) => None,
+        },
+    )
+}
+
+/// Of `oids`, the tables that no longer exist, and the WAL position the check was made at
+/// (everything written before the drop lies before it).
+pub async fn dropped_tables(client: &Client, oids: &[u32]) -> Result<(Vec<u32>, String)> {
+    let row = client
+        .query_one(
+            "SELECT array(SELECT o FROM unnest($1::oid[]) o \
+                          WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = o)), \
+                    pg_current_wal_lsn()::text",
+            &[&oids],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// The tables a publication captures, by OID, in schema and name order (the order

@@ -13,17 +13,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use crate::catalog::{self, Table};
+use crate::catalog::Table;
 use crate::config::PgConfig;
 use crate::error::{Error, Result};
-use crate::events::{ChangeEvent, Encoder, Image, Position};
+use crate::events::{ChangeEvent, Encoder};
 use crate::lsn::Lsn;
-use crate::pgoutput::{Message, OldRow};
 use crate::preflight::connect;
-use crate::replication::{ReplicationConnection, StreamMessage, quote_ident};
+use crate::replication::{ReplicationConnection, quote_ident};
 use crate::values::Modes;
+
+mod snapshot;
+mod streaming;
 
 /// Where the events go.
 pub trait Sink: Send {
@@ -175,8 +177,11 @@ pub async fn drop_replication(postgres: &PgConfig, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// How many snapshot rows go to the sink at once.
+/// How many snapshot rows are fetched, and go to the sink, at once.
 const SNAPSHOT_BATCH: usize = 8192;
+/// How many streamed events go to the sink at most at once: a bigger transaction goes in
+/// parts (its commit confirmed after the last), so its size does not bound memory.
+const STREAM_BATCH: usize = 8192;
 /// How long the stream may be silent before the connector confirms its position anyway.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -235,9 +240,8 @@ impl Connector {
             Some(row) => {
                 let wal_status: Option<String> = row.get(0);
                 if wal_status.as_deref() == Some("lost") {
-                    return Err(Error::Postgres(format!(
-                        "slot `{slot}` lost the WAL it needs (wal_status = lost): delete the \
-                         connector to drop it, and create it again for a new snapshot"
+                    return Err(Error::NeedsSnapshot(format!(
+                        "slot `{slot}` lost the WAL it needs (wal_status = lost)"
                     )));
                 }
                 None
@@ -294,222 +298,6 @@ impl Connector {
             .await?;
         self.status().state = State::Streaming;
         self.stream(sink).await
-    }
-
-    /// Reads every published table inside the slot's exported snapshot, as `op: r` events.
-    async fn snapshot(&mut self, snapshot: &str, point: Lsn, sink: &mut impl Sink) -> Result<()> {
-        self.status().state = State::Snapshotting;
-        self.sql
-            .batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '{}'",
-                snapshot.replace('\'', "''")
-            ))
-            .await?;
-        let xid: i64 = self
-            .sql
-            .query_one("SELECT txid_current()", &[])
-            .await?
-            .get(0);
-        let oids = catalog::published_tables(&self.sql, &self.publication).await?;
-        self.status().snapshot_tables = oids.len();
-        let ts_micros = unix_micros();
-        let mut pending: Option<ChangeEvent> = None;
-        let mut batch = Vec::new();
-        let mut first = true;
-        for oid in oids {
-            let table = catalog::table(&self.sql, oid).await?;
-            let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-            let query = format!(
-                "SELECT {} FROM {}.{}",
-                columns.join(", "),
-                quote_ident(&table.name.schema),
-                quote_ident(&table.name.name)
-            );
-            let mut first_of_table = true;
-            for message in self.sql.simple_query(&query).await? {
-                let SimpleQueryMessage::Row(row) = message else {
-                    continue;
-                };
-                let cells: Vec<_> = (0..row.len())
-                    .map(|i| match row.get(i) {
-                        Some(text) => crate::pgoutput::Cell::Text(text.to_string()),
-                        None => crate::pgoutput::Cell::Null,
-                    })
-                    .collect();
-                let after = self.encoder.row(&table, &cells, Image::Row, None)?;
-                let marker = match (first, first_of_table) {
-                    (true, _) => "first",
-                    (false, true) => "first_in_data_collection",
-                    _ => "true",
-                };
-                first = false;
-                first_of_table = false;
-                let at = Position {
-                    ts_micros,
-                    snapshot: marker,
-                    tx_id: xid as u32,
-                    lsn: point,
-                    last_commit: None,
-                };
-                let event = self.encoder.created(&table, "r", after, &at);
-                if let Some(previous) = pending.replace(event) {
-                    batch.push(previous);
-                }
-                if batch.len() >= SNAPSHOT_BATCH {
-                    self.status().snapshot_rows += batch.len() as u64;
-                    sink.deliver(std::mem::take(&mut batch)).await?;
-                }
-            }
-            // Only this table's last row can still be pending.
-            if let Some(mut event) = pending.take() {
-                relabel(&mut event, "last_in_data_collection");
-                batch.push(event);
-            }
-            self.tables.insert(oid, table);
-            self.status().snapshot_tables_done += 1;
-        }
-        if let Some(event) = batch.last_mut() {
-            relabel(event, "last");
-        }
-        self.status().snapshot_rows += batch.len() as u64;
-        sink.deliver(batch).await?;
-        self.sql.batch_execute("COMMIT").await?;
-        Ok(())
-    }
-
-    async fn stream(&mut self, sink: &mut impl Sink) -> Result<()> {
-        let mut transaction: Option<(u32, i64)> = None;
-        let mut events = Vec::new();
-        let mut last_commit: Option<Lsn> = None;
-        let mut confirmed = Lsn(0);
-        loop {
-            let message = match tokio::time::timeout(STATUS_INTERVAL, self.replication.next()).await
-            {
-                Ok(message) => message?,
-                Err(_) => {
-                    self.replication.send_status(confirmed).await?;
-                    continue;
-                }
-            };
-            let Some(message) = message else {
-                return Err(Error::Postgres(
-                    "the server ended the replication stream".into(),
-                ));
-            };
-            match message {
-                StreamMessage::Keepalive { wal_end, reply } => {
-                    // Between transactions everything up to the server's position is
-                    // delivered: confirm it, so an idle database's slot advances.
-                    if transaction.is_none() && wal_end > confirmed {
-                        confirmed = wal_end;
-                        self.confirmed(confirmed);
-                        self.replication.send_status(confirmed).await?;
-                    } else if reply {
-                        self.replication.send_status(confirmed).await?;
-                    }
-                }
-                StreamMessage::XLogData { start, data } => match Message::decode(data)? {
-                    Message::Begin {
-                        xid, commit_time, ..
-                    } => transaction = Some((xid, pg_to_unix_micros(commit_time))),
-                    Message::Commit {
-                        end_lsn,
-                        commit_lsn,
-                        ..
-                    } => {
-                        transaction = None;
-                        last_commit = Some(commit_lsn);
-                        if !events.is_empty() {
-                            let count = events.len() as u64;
-                            sink.deliver(std::mem::take(&mut events)).await?;
-                            self.status().streamed_events += count;
-                        }
-                        confirmed = end_lsn;
-                        self.confirmed(confirmed);
-                        self.replication.send_status(confirmed).await?;
-                    }
-                    Message::Relation(relation) => {
-                        let current = catalog::table(&self.sql, relation.oid).await?;
-                        self.tables
-                            .insert(relation.oid, catalog::as_streamed(&relation, &current));
-                    }
-                    change => {
-                        let (xid, ts_micros) = transaction.ok_or_else(|| {
-                            Error::Protocol("a change outside a transaction".into())
-                        })?;
-                        let at = Position {
-                            ts_micros,
-                            snapshot: "false",
-                            tx_id: xid,
-                            lsn: start,
-                            last_commit,
-                        };
-                        self.change(change, &at, &mut events)?;
-                    }
-                },
-            }
-        }
-    }
-
-    fn confirmed(&self, lsn: Lsn) {
-        self.status().confirmed_lsn = Some(lsn.to_string());
-    }
-
-    fn table(&self, oid: u32) -> Result<&Table> {
-        self.tables.get(&oid).ok_or_else(|| {
-            Error::Protocol(format!(
-                "a change of relation {oid} before its Relation message"
-            ))
-        })
-    }
-
-    fn change(&self, message: Message, at: &Position, events: &mut Vec<ChangeEvent>) -> Result<()> {
-        let encoder = &self.encoder;
-        match message {
-            Message::Insert { relation, new } => {
-                let table = self.table(relation)?;
-                let after = encoder.row(table, &new, Image::Row, None)?;
-                events.push(encoder.created(table, "c", after, at));
-            }
-            Message::Update { relation, old, new } => {
-                let table = self.table(relation)?;
-                let before = match old {
-                    Some(OldRow::Full(cells)) => {
-                        Some(encoder.row(table, &cells, Image::Row, None)?)
-                    }
-                    Some(OldRow::Key(cells)) => {
-                        Some(encoder.row(table, &cells, Image::Key, None)?)
-                    }
-                    None => None,
-                };
-                let after = encoder.row(table, &new, Image::Row, before.as_ref())?;
-                events.extend(encoder.updated(table, before, after, at));
-            }
-            Message::Delete { relation, old } => {
-                let table = self.table(relation)?;
-                let before = match old {
-                    OldRow::Full(cells) => encoder.row(table, &cells, Image::Row, None)?,
-                    OldRow::Key(cells) => encoder.row(table, &cells, Image::Key, None)?,
-                };
-                events.extend(encoder.deleted(table, before, at));
-            }
-            Message::Truncate { relations } => {
-                for relation in relations {
-                    events.push(encoder.truncated(self.table(relation)?, at));
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// Sets a snapshot event's `source.snapshot`, unless it is the very first.
-fn relabel(event: &mut ChangeEvent, marker: &str) {
-    if let Some(source) = event.value.as_mut().and_then(|v| v.get_mut("source"))
-        && source["snapshot"] != "first"
-    {
-        source["snapshot"] = marker.into();
     }
 }
 

@@ -15,6 +15,13 @@ pub enum Error {
     /// The sink refused or lost events.
     #[error("sink: {0}")]
     Sink(String),
+    /// The stream cannot go on without losing data silently (a slot whose WAL is gone, a
+    /// captured table dropped, a column dropped or retyped): the connector stays failed
+    /// until it is deleted and created again, which takes a new snapshot.
+    #[error(
+        "{0}; delete the connector and create it again (and the jobs that read it) for a new snapshot"
+    )]
+    NeedsSnapshot(String),
     /// A value or relation the encoder cannot turn into Debezium JSON.
     #[error("{table}.{column}: {detail}")]
     Value {
@@ -42,6 +49,13 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => e.to_string(),
+    }
+}
+
+impl Error {
+    /// Whether starting again cannot help: the state only a new snapshot leaves.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::NeedsSnapshot(_))
     }
 }
 

@@ -218,9 +218,20 @@ impl ReplicationConnection {
         }
     }
 
+    /// Whether a whole message is already read, so that [`next`](Self::next) answers
+    /// without waiting for the network.
+    pub fn has_buffered_message(&self) -> bool {
+        self.read.len() >= 5 && {
+            let length =
+                i32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]);
+            self.read.len() > length.max(0) as usize
+        }
+    }
+
     /// A standby status update: everything up to `flushed` is safe, and the server may
-    /// recycle the WAL before it.
-    pub async fn send_status(&mut self, flushed: Lsn) -> Result<()> {
+    /// recycle the WAL before it. With `reply`, the server answers at once with a keepalive
+    /// carrying the position it has sent up to.
+    pub async fn send_status(&mut self, flushed: Lsn, reply: bool) -> Result<()> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64)
@@ -231,7 +242,7 @@ impl ReplicationConnection {
         update.put_u64(flushed.0);
         update.put_u64(flushed.0);
         update.put_i64(now);
-        update.put_u8(0);
+        update.put_u8(u8::from(reply));
         self.write.put_u8(b'd');
         self.write.put_i32(4 + update.len() as i32);
         self.write.extend_from_slice(&update);

@@ -248,7 +248,8 @@ impl PgConnectors {
     }
 }
 
-/// Runs a connector until it is aborted, starting it again after each failure.
+/// Runs a connector until it is aborted, starting it again after each failure that a
+/// restart can mend; one that needs a new snapshot leaves it `FAILED` with the reason.
 async fn supervise(name: String, settings: Settings, brokers: String, status: Arc<Mutex<Status>>) {
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -257,10 +258,14 @@ async fn supervise(name: String, settings: Settings, brokers: String, status: Ar
             Err(e) => Err(eddy_postgres::Error::Sink(e.to_string())),
         };
         if let Err(e) = outcome {
-            tracing::error!(connector = %name, error = %e, "connector failed; starting again");
             let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
             status.state = State::Failed;
             status.error = Some(e.to_string());
+            if e.is_permanent() {
+                tracing::error!(connector = %name, error = %e, "connector failed for good");
+                return;
+            }
+            tracing::error!(connector = %name, error = %e, "connector failed; starting again");
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
