@@ -1,4 +1,6 @@
-//! The live path, all real: PostgreSQL → Debezium → Kafka → `eddy serve` → Kafka, checked against PostgreSQL.
+//! The live path, all real: PostgreSQL → Debezium → Kafka → `eddy serve` → Kafka, checked
+//! against PostgreSQL; and Eddy's own connector on the same database, checked against
+//! Debezium record by record.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -6,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+use crate::support::connector::{
+    InProcess, Records, assert_same_records, event_records, received_records,
+};
 use crate::support::eddy::{plain_numbers, text_rows};
 use crate::support::kafka::{Broker, fold_debezium};
 use crate::support::postgres::PgServer;
@@ -131,8 +136,11 @@ impl Drop for Debezium {
     }
 }
 
+/// One JVM start serves two checks: the job fed by Debezium folds to PostgreSQL's answer,
+/// and Eddy's connector, streaming the same workload beside Debezium, writes every record of
+/// every pg-app table as Debezium does (timing fields and LSNs aside).
 #[test]
-fn debezium_from_a_live_postgres_through_kafka_matches_postgres() {
+fn debezium_from_a_live_postgres_through_kafka_matches_postgres_and_eddys_connector() {
     // Before anything starts: a missing venv is a setup error, not a skipped test.
     let python = debezium_python();
     let broker = Broker::start();
@@ -161,9 +169,37 @@ fn debezium_from_a_live_postgres_through_kafka_matches_postgres() {
 
     let mut debezium = Debezium::start(&python, &pg, &broker.address, dir.path());
     debezium.wait_for_line("SNAPSHOT_DONE", Duration::from_secs(240));
+    let eddys = InProcess::start(&pg, "app", ENVIRONMENT, Default::default());
+    eddys.wait_until_streaming();
     pg.psql_file("app", &sql.join("workload.sql"));
     debezium.wait_for_line("MARKER_DONE", Duration::from_secs(120));
     debezium.wait_for_exit(Duration::from_secs(30));
+    let marker = format!("{ENVIRONMENT}.public.marker");
+    eddys.wait_for_insert(&marker);
+    let ours = event_records(&eddys.stop());
+    let theirs: Records = ours
+        .keys()
+        .map(|topic| {
+            (
+                topic.clone(),
+                received_records(topic, &broker.read_all(topic)),
+            )
+        })
+        .collect();
+    let tables: Vec<String> = pg
+        .rows(
+            "app",
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+        )
+        .into_iter()
+        .map(|row| format!("{ENVIRONMENT}.public.{}", row[0]))
+        .collect();
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        tables.iter().collect::<Vec<_>>(),
+        "Eddy's connector left tables out"
+    );
+    assert_same_records(&ours, &theirs, "Eddy's connector vs live Debezium");
 
     let orders_topic = format!("{ENVIRONMENT}.public.orders");
     let orders_events = broker.read_all(&orders_topic).len();

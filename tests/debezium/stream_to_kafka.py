@@ -48,7 +48,32 @@ def connector_properties(args, work_dir):
         "decimal.handling.mode": "precise",
         "key.converter.schemas.enable": "false",
         "value.converter.schemas.enable": "false",
+        "header.converter.schemas.enable": "false",
     }
+
+
+def json_with_headers():
+    """JSON keys, values and headers, as Kafka Connect's JSON converters write them.
+
+    pydbzengine's own "json" format builds `DebeziumEngine.create(Json.class)`, whose events
+    carry no headers, so Debezium's `__debezium.oldkey`/`newkey` on a key change would be lost.
+    """
+    from pydbzengine.engine.jvm import ensure_jvm_started
+    ensure_jvm_started()
+    import jpype
+    json_format = jpype.JClass("io.debezium.engine.format.Json")
+    with_headers = jpype.JClass("io.debezium.engine.format.KeyValueHeaderChangeEventFormat")
+    return with_headers.of(json_format, json_format, json_format)
+
+
+def header_text(value):
+    """A header's value as the text Kafka Connect's JSON header converter writes."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return bytes(value).decode("utf-8")
+    except TypeError:
+        return str(value)
 
 
 def main():
@@ -101,8 +126,9 @@ def main():
                 topic = str(record.destination())
                 key = None if record.key() is None else str(record.key())
                 value = None if record.value() is None else str(record.value())
+                headers = [(str(h.getKey()), header_text(h.getValue())) for h in record.headers()]
                 ensure_topic(topic)
-                producer.produce(topic, key=key, value=value, on_delivery=delivered)
+                producer.produce(topic, key=key, value=value, headers=headers, on_delivery=delivered)
                 producer.poll(0)
                 event = json.loads(value) if value is not None else {}
                 if (event.get("source") or {}).get("snapshot") == "last":
@@ -116,7 +142,9 @@ def main():
             if saw_marker:
                 marker_done.set()
 
-    engine = DebeziumEngine(properties=connector_properties(args, work_dir), handler=ToKafka())
+    engine = DebeziumEngine(
+        properties=connector_properties(args, work_dir), handler=ToKafka(), format=json_with_headers()
+    )
     failure = []
 
     def run_engine():
