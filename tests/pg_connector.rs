@@ -313,6 +313,15 @@ fn serve_with_eddys_connector_folds_to_postgres_answer() {
 
     assert_output_folds_to_postgres(&broker, &server, &pg, ENVIRONMENT);
 
+    // More of the workload, checked at each of its pauses while everything keeps running.
+    for round in 0..3 {
+        let workload = paced_orders_workload(&dir, 600);
+        pg.psql_file("app", &workload);
+        wait_until_output_folds_to_postgres(&broker, &server, &pg, ENVIRONMENT, round);
+    }
+    let (_, status) = server.get(&format!("/jobStatus/{id}"));
+    assert_eq!(status["connector"]["state"], "STREAMING", "{status}");
+
     let (code, body) = server.post_form(
         "/deleteJob",
         &[
@@ -464,6 +473,33 @@ fn assert_output_folds_to_postgres(
         "folded output topic `{environment}` (left) vs PostgreSQL (right)\nserver log:\n{}",
         server.log()
     );
+}
+
+/// Waits (a minute at most) until the folded output topic is PostgreSQL's answer.
+fn wait_until_output_folds_to_postgres(
+    broker: &Broker,
+    server: &Server,
+    pg: &PgServer,
+    environment: &str,
+    round: usize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut expected = pg.rows("app", COUNT_AND_SUM);
+    expected.sort();
+    let expected = plain_numbers(expected);
+    loop {
+        let folded = plain_numbers(text_rows(&fold_debezium(&broker.read_all(environment))));
+        if folded == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pause {round}: folded output `{environment}` (left) never became PostgreSQL's \
+             answer (right)\n{folded:?}\n{expected:?}\nserver log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `eddy run --postgres`: the job straight off the replication stream, no broker; its
