@@ -75,6 +75,9 @@ const MAX_RESPONSE_BYTES: usize = 512 << 20;
 
 /// How long a seek may go unanswered before the consumer seeks further back.
 const SILENT_SEEK: Duration = Duration::from_millis(500);
+/// How long a count-bounded poll waits for its first message before it answers an empty
+/// batch (so that the job's loop sees a stop request this often).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// Messages read in one poll, and the positions after them.
 pub struct Batch<'a> {
@@ -197,8 +200,8 @@ impl Source {
         &self.missing
     }
 
-    /// Up to `max` messages, waiting at most `linger` for them. The positions advance past
-    /// every message returned.
+    /// Up to `max` messages, waiting at most `linger` after the first of them (and at most
+    /// 100 ms for the first). The positions advance past every message returned.
     pub fn poll_batch(&mut self, max: usize, linger: Duration) -> Result<Batch<'_>> {
         self.poll(Until::Count { max, linger })
     }
@@ -221,8 +224,11 @@ impl Source {
         if !self.missing.is_empty() && self.last_lookup.elapsed() >= MISSING_TOPIC_RETRY {
             self.assign_found()?;
         }
-        let deadline = match until {
-            Until::Count { linger, .. } => Instant::now() + linger,
+        // A count-bounded batch lingers from its first message, not from the call: an idle
+        // source waits for that first message in one poll instead of spinning through polls
+        // of `linger` each.
+        let mut deadline = match until {
+            Until::Count { .. } => Instant::now() + IDLE_WAIT,
             Until::Boundary { deadline, .. } => deadline,
         };
         let mut batch = Vec::new();
@@ -270,6 +276,11 @@ impl Source {
                             let partitions = BTreeMap::from([(partition, offset + 1)]);
                             self.positions.insert(topic.to_string(), partitions);
                         }
+                    }
+                    if let Until::Count { linger, .. } = until
+                        && batch.is_empty()
+                    {
+                        deadline = Instant::now() + linger;
                     }
                     batch.push(message);
                 }
