@@ -41,8 +41,15 @@ fn stop(mut child: Child) {
     child.wait().unwrap();
 }
 
-fn call(port: u16, token: Option<&str>, method: Method, path: &str, form: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut request = reqwest::blocking::Client::new().request(method, format!("http://127.0.0.1:{port}{path}"));
+fn call(
+    port: u16,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request =
+        reqwest::blocking::Client::new().request(method, format!("http://127.0.0.1:{port}{path}"));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -52,7 +59,11 @@ fn call(port: u16, token: Option<&str>, method: Method, path: &str, form: &[(&st
     let response = request.send().unwrap();
     let (status, headers) = (response.status().as_u16(), response.headers().clone());
     let text = response.text().unwrap();
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn mode(path: &Path) -> u32 {
@@ -73,37 +84,75 @@ fn the_generated_admin_token_is_shown_once_and_tokens_survive_a_restart_unlogged
         .to_string();
     let hash_file = data.join("admin-token.sha256");
     assert_eq!(mode(&hash_file), 0o600);
-    assert!(!std::fs::read_to_string(&hash_file).unwrap().contains(&admin[11..]));
+    assert!(
+        !std::fs::read_to_string(&hash_file)
+            .unwrap()
+            .contains(&admin[11..])
+    );
 
-    let onboarding = [("connectionString", "postgresql://app:pw@db:5432/app"), ("environmentId", "shop")];
-    let (status, headers, body) = call(port, Some(&admin), Method::POST, "/createConnector", &onboarding);
+    let onboarding = [
+        ("connectionString", "postgresql://app:pw@db:5432/app"),
+        ("environmentId", "shop"),
+    ];
+    let (status, headers, body) = call(
+        port,
+        Some(&admin),
+        Method::POST,
+        "/createConnector",
+        &onboarding,
+    );
     assert_eq!(status, 201, "{body}");
-    let token = body["token"].as_str().expect("an environment token").to_string();
+    let token = body["token"]
+        .as_str()
+        .expect("an environment token")
+        .to_string();
     assert_eq!(headers["x-eddy-token"], token.as_str());
     let tokens_file = data.join("tokens.json");
     assert_eq!(mode(&tokens_file), 0o600);
-    assert!(!std::fs::read_to_string(&tokens_file).unwrap().contains(&token[22..]));
+    assert!(
+        !std::fs::read_to_string(&tokens_file)
+            .unwrap()
+            .contains(&token[22..])
+    );
     stop(first);
 
     let second = serve(port, &data, &log, &[]);
     let printed_again = std::fs::read_to_string(log.with_extension("out")).unwrap();
-    assert_eq!(printed_again, printed, "the admin token is printed at first start only");
+    assert_eq!(
+        printed_again, printed,
+        "the admin token is printed at first start only"
+    );
     let status_of = |token: Option<&str>, environment: &str| {
         let path = format!("/jobStatus?environmentId={environment}");
         let (status, _, body) = call(port, token, Method::GET, &path, &[]);
         (status, body["error"]["code"].as_str().map(str::to_string))
     };
-    assert_eq!(status_of(Some(&token), "shop"), (404, Some("not_found".into())));
-    assert_eq!(status_of(Some(&admin), "shop"), (404, Some("not_found".into())));
-    assert_eq!(status_of(Some(&token), "other"), (403, Some("forbidden".into())));
-    assert_eq!(status_of(None, "shop"), (401, Some("missing_credential".into())));
+    assert_eq!(
+        status_of(Some(&token), "shop"),
+        (404, Some("not_found".into()))
+    );
+    assert_eq!(
+        status_of(Some(&admin), "shop"),
+        (404, Some("not_found".into()))
+    );
+    assert_eq!(
+        status_of(Some(&token), "other"),
+        (403, Some("forbidden".into()))
+    );
+    assert_eq!(
+        status_of(None, "shop"),
+        (401, Some("missing_credential".into()))
+    );
     let (status, _, health) = call(port, None, Method::GET, "/healthz", &[]);
     assert_eq!((status, health), (200, json!({"status": "ok"})));
     stop(second);
     let logged = std::fs::read_to_string(log.with_extension("err")).unwrap();
     assert!(logged.contains("eddy serve ready"), "{logged}");
     for secret in [&admin, &token] {
-        assert!(!logged.contains(&secret[secret.len() - 64..]), "a token in the log");
+        assert!(
+            !logged.contains(&secret[secret.len() - 64..]),
+            "a token in the log"
+        );
     }
 }
 
@@ -117,6 +166,12 @@ fn auth_none_warns_at_start_and_lets_anyone_in() {
     stop(server);
     assert_eq!((status, jobs), (200, json!([])));
     let logged = std::fs::read_to_string(log.with_extension("err")).unwrap();
-    assert!(logged.contains("AUTHENTICATION IS OFF (--auth none)"), "{logged}");
-    assert!(!data.join("admin-token.sha256").exists(), "no admin token without auth");
+    assert!(
+        logged.contains("AUTHENTICATION IS OFF (--auth none)"),
+        "{logged}"
+    );
+    assert!(
+        !data.join("admin-token.sha256").exists(),
+        "no admin token without auth"
+    );
 }

@@ -155,8 +155,7 @@ impl Service {
         caller: &Caller,
         request: Environment,
     ) -> Result<(ConnectorView, Option<Issued>)> {
-        let environment = environment_id(request.environment_id)?;
-        caller.may_act_for(&environment)?;
+        let environment = authorized_environment(caller, request.environment_id)?;
         let connection =
             Connection::parse(&required("connectionString", request.connection_string)?)?;
         tracing::info!(%environment, connection = %connection.redacted(), "create connector");
@@ -213,8 +212,7 @@ impl Service {
 
     /// The preflight checks of a PostgreSQL connection string, for `environmentId`.
     pub async fn test_connector(&self, caller: &Caller, request: Environment) -> Result<Report> {
-        let environment = environment_id(request.environment_id)?;
-        caller.may_act_for(&environment)?;
+        let environment = authorized_environment(caller, request.environment_id)?;
         let connection =
             Connection::parse(&required("connectionString", request.connection_string)?)?;
         let postgres = connection.postgres().ok_or_else(|| {
@@ -233,8 +231,7 @@ impl Service {
         caller: &Caller,
         request: CreateJob,
     ) -> Result<(JobView, Option<Issued>)> {
-        let environment = environment_id(request.environment_id)?;
-        caller.may_act_for(&environment)?;
+        let environment = authorized_environment(caller, request.environment_id)?;
         let connection =
             Connection::parse(&required("connectionString", request.connection_string)?)?;
         let schema = required("schema", request.schema)?;
@@ -357,8 +354,7 @@ impl Service {
         caller: &Caller,
         request: Environment,
     ) -> Result<Vec<JobView>> {
-        let environment = environment_id(request.environment_id)?;
-        caller.may_act_for(&environment)?;
+        let environment = authorized_environment(caller, request.environment_id)?;
         Connection::parse(&required("connectionString", request.connection_string)?)?;
         let ids: Vec<String> = self
             .supervisor
@@ -446,8 +442,15 @@ fn required(field: &str, value: Option<String>) -> Result<String> {
     }
 }
 
+/// A valid environment id the caller may act for (else 400, or 403).
+pub(crate) fn authorized_environment(caller: &Caller, value: Option<String>) -> Result<String> {
+    let environment = environment_id(value)?;
+    caller.may_act_for(&environment)?;
+    Ok(environment)
+}
+
 /// A valid environment id (a legal topic name), trimmed.
-pub(crate) fn environment_id(value: Option<String>) -> Result<String> {
+fn environment_id(value: Option<String>) -> Result<String> {
     let id = required("environmentId", value)?.trim().to_string();
     check_topic_name("environmentId", &id)?;
     Ok(id)

@@ -185,9 +185,7 @@ async fn remove_job(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Reply {
-    service.job_for(&caller, &id)?;
-    let job = service.remove(id).await?;
-    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+    control_job(&service, &caller, id, None).await
 }
 
 async fn pause_job(
@@ -195,9 +193,7 @@ async fn pause_job(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Reply {
-    service.job_for(&caller, &id)?;
-    let job = service.set_desired(id, Desired::Paused).await?;
-    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+    control_job(&service, &caller, id, Some(Desired::Paused)).await
 }
 
 async fn resume_job(
@@ -205,9 +201,22 @@ async fn resume_job(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Reply {
-    service.job_for(&caller, &id)?;
-    let job = service.set_desired(id, Desired::Running).await?;
-    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+    control_job(&service, &caller, id, Some(Desired::Running)).await
+}
+
+/// Pauses or resumes (`desired`) or deletes (`None`) one of the caller's jobs.
+async fn control_job(
+    service: &Service,
+    caller: &Caller,
+    id: String,
+    desired: Option<Desired>,
+) -> Reply {
+    service.job_for(caller, &id)?;
+    let job = match desired {
+        Some(desired) => service.set_desired(id, desired).await?,
+        None => service.remove(id).await?,
+    };
+    Ok((StatusCode::OK, Json(job_json(service, &job).await)))
 }
 
 async fn list_connectors(State(service): State<Arc<Service>>, caller: Caller) -> Reply {

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use crate::Service;
 use crate::auth::{Caller, Issued};
 use crate::error::Error;
-use crate::service::environment_id;
+use crate::service::authorized_environment;
 
 /// The response header carrying a token just issued.
 pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-eddy-token");
@@ -57,8 +57,7 @@ pub async fn issue(
     Path(environment): Path<String>,
     Query(query): Query<IssueQuery>,
 ) -> Result<Response, ApiError> {
-    let environment = environment_id(Some(environment))?;
-    caller.may_act_for(&environment)?;
+    let environment = authorized_environment(&caller, Some(environment))?;
     let ttl = match query.expires_in_seconds {
         Some(0) => return Err(Error::invalid("expiresInSeconds", "must be at least 1").into()),
         seconds => seconds.map(Duration::from_secs),
@@ -74,8 +73,7 @@ pub async fn list(
     caller: Caller,
     Path(environment): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let environment = environment_id(Some(environment))?;
-    caller.may_act_for(&environment)?;
+    let environment = authorized_environment(&caller, Some(environment))?;
     let tokens = service.auth().store()?.list(&environment);
     Ok((StatusCode::OK, Json(json!(tokens))))
 }
@@ -86,8 +84,7 @@ pub async fn revoke(
     caller: Caller,
     Path((environment, token_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let environment = environment_id(Some(environment))?;
-    caller.may_act_for(&environment)?;
+    let environment = authorized_environment(&caller, Some(environment))?;
     if !service.auth().store()?.revoke(&environment, &token_id)? {
         return Err(
             Error::NotFound(format!("token `{token_id}` of environment `{environment}`")).into(),

@@ -252,16 +252,14 @@ async fn tokens_rotate_expire_and_are_shown_only_when_issued() {
     assert_eq!(status, StatusCode::CREATED, "{issued}");
     let new = issued["token"].as_str().unwrap().to_string();
     let old_id = first["tokenId"].as_str().unwrap();
-    let (status, revoked) = send_as(
-        router,
-        Some(&new),
+    let revoke_old = || {
         request(
             "DELETE",
             &format!("/v1/environments/shop/tokens/{old_id}"),
             None,
-        ),
-    )
-    .await;
+        )
+    };
+    let (status, revoked) = send_as(router, Some(&new), revoke_old()).await;
     assert_eq!(
         (status, &revoked["status"]),
         (StatusCode::OK, &json!("REVOKED")),
@@ -275,16 +273,7 @@ async fn tokens_rotate_expire_and_are_shown_only_when_issued() {
     );
     let (status, shown) = send_as(router, Some(&new), get_request(&status_path)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, again) = send_as(
-        router,
-        Some(&new),
-        request(
-            "DELETE",
-            &format!("/v1/environments/shop/tokens/{old_id}"),
-            None,
-        ),
-    )
-    .await;
+    let (status, again) = send_as(router, Some(&new), revoke_old()).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{again}");
 
     // An expiring token works until it expires, then is a 401 that says so.

@@ -18,7 +18,7 @@ fn raw(content_type: &str, body: Vec<u8>) -> Request<Body> {
         .unwrap()
 }
 
-fn multipart(value: &[u8]) -> Vec<u8> {
+fn multipart_body(value: &[u8]) -> Vec<u8> {
     let mut body = b"--XyZ\r\ncontent-disposition: form-data; name=\"sqlQuery\"\r\n\r\n".to_vec();
     body.extend_from_slice(value);
     body.extend_from_slice(b"\r\n--XyZ--\r\n");
@@ -27,44 +27,39 @@ fn multipart(value: &[u8]) -> Vec<u8> {
 
 const MULTIPART: &str = "multipart/form-data; boundary=XyZ";
 
+/// `value` as one field of a JSON, a URL-encoded and a multipart body.
+fn bodies(field: &str, value: &[u8]) -> [Request<Body>; 3] {
+    let mut json = format!("{{\"{field}\": \"").into_bytes();
+    json.extend_from_slice(value);
+    json.extend_from_slice(b"\"}");
+    let mut form = format!("{field}=").into_bytes();
+    form.extend_from_slice(value);
+    [
+        raw("application/json", json),
+        raw("application/x-www-form-urlencoded", form),
+        raw(MULTIPART, multipart_body(value)),
+    ]
+}
+
 #[tokio::test]
 async fn bodies_that_are_not_utf8_or_too_large_are_refused_and_create_nothing() {
     let fixture = fixture(None);
     let not_utf8 = b"\xff\xfe\xc3\x28 \x80".to_vec();
-    let mut json_not_utf8 = b"{\"environmentId\": \"".to_vec();
-    json_not_utf8.extend_from_slice(&not_utf8);
-    json_not_utf8.extend_from_slice(b"\"}");
-    let mut form_not_utf8 = b"environmentId=".to_vec();
-    form_not_utf8.extend_from_slice(&not_utf8);
-    for request in [
-        raw("application/json", json_not_utf8),
-        raw("application/x-www-form-urlencoded", form_not_utf8),
-        raw(MULTIPART, multipart(&not_utf8)),
-        raw("application/json", not_utf8.clone()),
-    ] {
-        let (status, body) = send(&fixture.router, request).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_request")),
-            "{body}"
-        );
-    }
-
     let big = vec![b'a'; 8 * 1024 * 1024];
-    let mut json_big = b"{\"sqlQuery\": \"".to_vec();
-    json_big.extend_from_slice(&big);
-    json_big.extend_from_slice(b"\"}");
-    let mut form_big = b"sqlQuery=".to_vec();
-    form_big.extend_from_slice(&big);
-    for request in [
-        raw("application/json", json_big),
-        raw("application/x-www-form-urlencoded", form_big),
-        raw(MULTIPART, multipart(&big)),
-    ] {
-        let (status, body) = send(&fixture.router, request).await;
+    let [json, form, multipart] = bodies("environmentId", &not_utf8);
+    let bare = raw("application/json", not_utf8.clone());
+    let refused = [json, form, multipart, bare]
+        .map(|r| (r, StatusCode::BAD_REQUEST, "invalid_request"))
+        .into_iter()
+        .chain(
+            bodies("sqlQuery", &big)
+                .map(|r| (r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")),
+        );
+    for (request, status, code) in refused {
+        let (got, body) = send(&fixture.router, request).await;
         assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
             "{body}"
         );
     }
