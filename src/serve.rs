@@ -2,6 +2,10 @@
 //!
 //! Each setting comes from the command line, else the environment (`EDDY_…`), else the
 //! config file (`--config`, TOML with the same names), else its default.
+//!
+//! Authentication is on unless `--auth none`: the admin credential comes from
+//! `EDDY_ADMIN_TOKEN` or the config file's `admin-token`, else it is generated at first
+//! start, printed once on stdout (not in the log) and kept only as a hash.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -10,9 +14,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use eddy_server::auth::{Admin, Auth, TokenStore};
 use eddy_server::connect::ConnectClient;
 use eddy_server::{Service, Settings, Supervisor};
 use serde::Deserialize;
+
+/// Whether callers must authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// `Authorization: Bearer` with the admin credential or an environment's token.
+    Token,
+    /// No authentication: every caller is the admin. For local use only.
+    None,
+}
 
 #[derive(Args, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -60,6 +75,15 @@ pub struct ServeArgs {
     /// and skipped (`poisonPills` in the job's status) [default: 3].
     #[arg(long, env = "EDDY_POISON_ATTEMPTS", value_parser = clap::value_parser!(u32).range(1..))]
     poison_attempts: Option<u32>,
+    /// `token` (callers send `Authorization: Bearer …`) or `none` (anyone may do anything;
+    /// local use only) [default: token].
+    #[arg(long, env = "EDDY_AUTH", value_enum)]
+    auth: Option<AuthMode>,
+    /// The admin credential (at least 20 characters); better given as `EDDY_ADMIN_TOKEN` or
+    /// in the config file than on a command line others can list. Without it one is
+    /// generated at first start.
+    #[arg(long, env = "EDDY_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -85,6 +109,8 @@ impl ServeArgs {
             linger_ms: self.linger_ms.or(file.linger_ms),
             dead_letter_max_bytes: self.dead_letter_max_bytes.or(file.dead_letter_max_bytes),
             poison_attempts: self.poison_attempts.or(file.poison_attempts),
+            auth: self.auth.or(file.auth),
+            admin_token: self.admin_token.or(file.admin_token),
         })
     }
 }
@@ -120,13 +146,14 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         args.port.unwrap_or(7000),
     );
+    let auth = authentication(args.auth, args.admin_token.as_deref(), &settings.data_dir)?;
     let connect = args.connect_url.as_deref().map(ConnectClient::new);
     let external_connectors = args.external_connectors;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let supervisor = Supervisor::new(settings.clone())?;
         let resumed = supervisor.resume_all()?;
-        let mut service = Service::new(supervisor, connect, settings.brokers.clone())
+        let mut service = Service::new(supervisor, connect, settings.brokers.clone(), auth)
             .with_connector_store(&settings.data_dir)?;
         if external_connectors {
             service = service.with_external_connectors();
@@ -145,6 +172,37 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// How callers authenticate; says loudly when nobody has to.
+fn authentication(
+    mode: Option<AuthMode>,
+    admin_token: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<Auth> {
+    if mode == Some(AuthMode::None) {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (--auth none): anyone who can reach this port can read, \
+             create and delete every environment's jobs. Use it on your own machine only."
+        );
+        return Ok(Auth::off());
+    }
+    let admin = match admin_token {
+        Some(token) => Admin::given(token).context("the admin token")?,
+        None => {
+            let (admin, generated) = Admin::stored_in(data_dir)?;
+            if let Some(token) = generated {
+                // stdout, not the log: this is the only time the token is shown.
+                println!(
+                    "eddy serve: generated the admin token (shown once; only its SHA-256 is \
+                     kept, in {}):\n{token}",
+                    data_dir.join("admin-token.sha256").display()
+                );
+            }
+            admin
+        }
+    };
+    Ok(Auth::with_tokens(admin, TokenStore::stored_in(data_dir)?))
 }
 
 async fn shutdown_signal() {

@@ -404,6 +404,9 @@ fn serve_takes_its_settings_from_a_config_file_and_names_a_bad_one() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args(["serve", "--config"])
         .arg(&config)
+        .env_remove("EDDY_ADMIN_TOKEN")
+        // Where the generated admin token is printed.
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

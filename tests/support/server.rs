@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use super::kafka::{free_port, wait_for_port};
 
+/// The admin credential every test server is started with, and its helpers send.
+pub const ADMIN_TOKEN: &str = "eddy-tests-admin-credential";
+
 /// A running `eddy serve`; killed (SIGKILL) on drop.
 pub struct Server {
     child: Option<Child>,
@@ -21,7 +24,8 @@ pub struct Server {
 
 impl Server {
     /// Starts a server over `brokers` keeping its state in `data_dir`, with fast batches and
-    /// checkpoints so that tests see them; `env` adds settings.
+    /// checkpoints so that tests see them, and [`ADMIN_TOKEN`] as its admin credential;
+    /// `env` adds settings.
     pub fn start(brokers: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut server = Server {
             child: None,
@@ -61,6 +65,7 @@ impl Server {
             // The tests produce Debezium's events themselves (or run real Debezium);
             // those of Eddy's own connector set this to `false`.
             .env("EDDY_EXTERNAL_CONNECTORS", "true")
+            .env("EDDY_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
@@ -105,16 +110,40 @@ impl Server {
         (status, body)
     }
 
+    /// A request as the admin.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.request_as(Some(ADMIN_TOKEN), method, path)
+    }
+
+    /// A request with `token` as its bearer credential (none: unauthenticated).
+    pub fn request_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends a request built by [`Server::request_as`]: the status and the JSON body.
+    pub fn send(request: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+        Self::reply(request.send().unwrap())
+    }
+
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, Value) {
-        Self::reply(self.http.post(self.url(path)).form(fields).send().unwrap())
+        Self::send(self.request(reqwest::Method::POST, path).form(fields))
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        Self::reply(self.http.get(self.url(path)).send().unwrap())
+        Self::send(self.request(reqwest::Method::GET, path))
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        Self::reply(self.http.delete(self.url(path)).send().unwrap())
+        Self::send(self.request(reqwest::Method::DELETE, path))
     }
 
     /// Polls the job's status until `done` holds for it; panics with the last status after

@@ -16,6 +16,26 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The output topic asked for is already written by another live job.
+    #[error(
+        "outputTopic: `{topic}` is already written by {writer}; give this job its own `outputTopic` (e.g. `{suggestion}`)"
+    )]
+    OutputTopicTaken {
+        topic: String,
+        /// The job writing it, or "a job of another environment" when the caller may not
+        /// see that job.
+        writer: String,
+        suggestion: String,
+    },
+    /// No credential, or one that is not (or no longer) valid.
+    #[error("{0}")]
+    Unauthenticated(AuthFailure),
+    /// A valid credential that does not cover what was asked.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A request body over the limit.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
     /// Kafka Connect refused or could not be reached.
     #[error("kafka connect: {0}")]
     Connect(String),
@@ -24,6 +44,27 @@ pub enum Error {
     Postgres(String),
     #[error("job registry: {0}")]
     Registry(String),
+}
+
+/// Why a request is not authenticated; each is its own stable code in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer …` header.
+    Missing,
+    /// A token that is malformed, unknown, revoked, or whose secret does not match.
+    Invalid,
+    /// A token past its expiry.
+    Expired,
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthFailure::Missing => "missing credential: send `Authorization: Bearer <token>`",
+            AuthFailure::Invalid => "invalid token: unknown, revoked or malformed",
+            AuthFailure::Expired => "expired token: ask for a new one",
+        })
+    }
 }
 
 impl Error {

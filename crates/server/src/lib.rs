@@ -5,17 +5,20 @@
 //!
 //! - [`api`]: the HTTP endpoints (`router`), bodies as JSON or form fields, errors as
 //!   status + stable code.
+//! - [`auth`]: the admin credential and environment tokens, and what each caller may touch.
 //! - [`service`]: what the endpoints do: validate everything, then create.
 //! - [`connection`]: connection strings, their redaction, and Debezium connector settings.
 //! - [`connect`]: the Kafka Connect REST client.
 //! - [`pg_connectors`]: Eddy's own PostgreSQL connectors, run in this process when there
 //!   is no Kafka Connect.
-//! - [`registry`]: job definitions on disk.
+//! - [`registry`]: job definitions on disk (written as [`durable`] files are).
 //! - [`supervisor`]: a thread per job, restarts with backoff, stop with a checkpoint.
 
 pub mod api;
+pub mod auth;
 pub mod connect;
 pub mod connection;
+pub mod durable;
 mod error;
 mod live_schema;
 pub mod pg_connectors;
@@ -24,6 +27,6 @@ pub mod service;
 pub mod supervisor;
 
 pub use api::router;
-pub use error::{Error, Result};
+pub use error::{AuthFailure, Error, Result};
 pub use service::Service;
 pub use supervisor::{Settings, Supervisor};

@@ -8,8 +8,6 @@
 //! stores, logs or answers the password.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +20,7 @@ use eddy_postgres::values::Modes;
 use parking_lot::Mutex as Lock;
 use serde::{Deserialize, Serialize};
 
+use crate::durable::{self, Readable};
 use crate::error::{Error, Result};
 
 /// A running connector.
@@ -113,19 +112,9 @@ impl PgConnectors {
             connection_string: connection_string.to_string(),
         };
         let path = store.join(format!("{name}.json"));
-        let temporary = path.with_extension("tmp");
-        let failed = |e: std::io::Error| Error::Registry(format!("{}: {e}", path.display()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(failed)?;
-        file.write_all(&serde_json::to_vec(&stored).expect("a connector serializes"))
-            .and_then(|()| file.sync_all())
-            .map_err(failed)?;
-        std::fs::rename(&temporary, &path).map_err(failed)
+        let bytes = serde_json::to_vec(&stored).expect("a connector serializes");
+        durable::write(&path, &bytes, Readable::OwnerOnly)
+            .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))
     }
 
     /// Runs the preflight checks of an environment's connector.

@@ -6,12 +6,12 @@
 //! and the registry only the connector's name.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use eddy_engine::{Format, JobSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::durable::{self, Readable};
 use crate::error::{Error, Result};
 
 /// What the operator asked a job to be.
@@ -91,14 +91,8 @@ impl Registry {
         let dir = self.job_dir(&job.id);
         fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let path = dir.join("job.json");
-        let temporary = dir.join("job.json.tmp");
         let text = serde_json::to_vec_pretty(job).expect("a definition is plain data");
-        let mut file = fs::File::create(&temporary).map_err(|e| io(&temporary, e))?;
-        file.write_all(&text)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io(&temporary, e))?;
-        fs::rename(&temporary, &path).map_err(|e| io(&path, e))?;
-        sync_dir(&dir)?;
+        durable::write(&path, &text, Readable::Default).map_err(|e| io(&path, e))?;
         sync_dir(&self.root)
     }
 
@@ -113,11 +107,8 @@ impl Registry {
     }
 }
 
-/// Makes a directory's entries (a rename, a removal) durable.
 fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, e))
+    durable::sync_dir(dir).map_err(|e| io(dir, e))
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {

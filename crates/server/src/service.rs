@@ -4,6 +4,8 @@
 //! Every request is validated in full before anything is created: the connection string,
 //! the environment id, the Prisma schema and the query (planned by the engine), the format
 //! and the output topic. Only then is the connector registered and the job stored.
+//!
+//! Every call names its [`Caller`]: an environment's token reaches only that environment.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,6 +14,7 @@ use eddy_engine::schema::Catalog;
 use eddy_engine::{Format, JobSpec, Pipeline};
 use serde::Deserialize;
 
+use crate::auth::{Auth, Caller, Issued};
 use crate::connect::ConnectClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -52,6 +55,10 @@ pub struct ConnectorView {
 
 pub struct Service {
     supervisor: Arc<Supervisor>,
+    auth: Auth,
+    /// Held from the output-topic check to the job's registration, so that two racing
+    /// createJobs cannot both take one topic.
+    creating: parking_lot::Mutex<()>,
     connect: Option<ConnectClient>,
     brokers: String,
     postgres: PgConnectors,
@@ -61,9 +68,16 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(supervisor: Supervisor, connect: Option<ConnectClient>, brokers: String) -> Self {
+    pub fn new(
+        supervisor: Supervisor,
+        connect: Option<ConnectClient>,
+        brokers: String,
+        auth: Auth,
+    ) -> Self {
         Service {
             supervisor: Arc::new(supervisor),
+            auth,
+            creating: parking_lot::Mutex::new(()),
             connect,
             brokers,
             postgres: PgConnectors::default(),
@@ -106,13 +120,47 @@ impl Service {
         &self.supervisor
     }
 
-    /// Registers the environment's Debezium connector (unless Connect is not configured).
-    pub async fn create_connector(&self, request: Environment) -> Result<ConnectorView> {
+    /// How callers are authenticated, and their tokens.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// A job the caller may see and control; 404 when there is none, 403 when it belongs to
+    /// another environment.
+    pub fn job_for(&self, caller: &Caller, id: &str) -> Result<JobView> {
+        let job = self
+            .supervisor
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("job `{id}`")))?;
+        caller.may_act_for(&job.definition.environment_id)?;
+        Ok(job)
+    }
+
+    /// Refuses (403) a caller that may not use connector `name`: an environment's token
+    /// uses only its own, `<environmentId>-connector`.
+    pub fn may_use_connector(&self, caller: &Caller, name: &str) -> Result<()> {
+        match name.strip_suffix(CONNECTOR_SUFFIX) {
+            Some(environment) => caller.may_act_for(environment),
+            None if caller.is_admin() => Ok(()),
+            None => Err(Error::Forbidden(format!(
+                "connector `{name}` belongs to no environment of this token"
+            ))),
+        }
+    }
+
+    /// Registers the environment's Debezium connector (unless Connect is not configured);
+    /// called by the admin, also issues a token for the environment.
+    pub async fn create_connector(
+        &self,
+        caller: &Caller,
+        request: Environment,
+    ) -> Result<(ConnectorView, Option<Issued>)> {
+        let environment = authorized_environment(caller, request.environment_id)?;
         let connection =
             Connection::parse(&required("connectionString", request.connection_string)?)?;
-        let environment = environment_id(request.environment_id)?;
         tracing::info!(%environment, connection = %connection.redacted(), "create connector");
-        self.ensure_connector(&connection, &environment).await
+        let connector = self.ensure_connector(&connection, &environment).await?;
+        Ok((connector, self.auth.issue_for(caller, &environment)?))
     }
 
     async fn ensure_connector(
@@ -163,10 +211,10 @@ impl Service {
     }
 
     /// The preflight checks of a PostgreSQL connection string, for `environmentId`.
-    pub async fn test_connector(&self, request: Environment) -> Result<Report> {
+    pub async fn test_connector(&self, caller: &Caller, request: Environment) -> Result<Report> {
+        let environment = authorized_environment(caller, request.environment_id)?;
         let connection =
             Connection::parse(&required("connectionString", request.connection_string)?)?;
-        let environment = environment_id(request.environment_id)?;
         let postgres = connection.postgres().ok_or_else(|| {
             Error::invalid(
                 "connectionString",
@@ -176,11 +224,16 @@ impl Service {
         Ok(PgConnectors::test(postgres, &environment).await)
     }
 
-    /// Validates and plans the job, ensures its connector, stores and starts it.
-    pub async fn create_job(&self, request: CreateJob) -> Result<JobView> {
+    /// Validates and plans the job, ensures its connector, stores and starts it; called by
+    /// the admin for an environment without a token, also issues one.
+    pub async fn create_job(
+        &self,
+        caller: &Caller,
+        request: CreateJob,
+    ) -> Result<(JobView, Option<Issued>)> {
+        let environment = authorized_environment(caller, request.environment_id)?;
         let connection =
             Connection::parse(&required("connectionString", request.connection_string)?)?;
-        let environment = environment_id(request.environment_id)?;
         let schema = required("schema", request.schema)?;
         let sql = required("sqlQuery", request.sql_query)?;
         let format = match request.format.as_deref().map(str::trim) {
@@ -193,19 +246,26 @@ impl Service {
             Some(topic) if !topic.trim().is_empty() => {
                 let topic = topic.trim().to_string();
                 check_topic_name("outputTopic", &topic)?;
+                check_topic_owner(caller, &environment, &topic)?;
                 topic
             }
             _ => environment.clone(),
         };
+        self.check_output_topic_free(caller, &environment, &output_topic)?;
         let spec = JobSpec {
             schema,
             sql,
             decode: Default::default(),
         };
-        let pipeline = Pipeline::new(spec.clone()).map_err(|source| Error::Job {
-            field: engine_field(&source),
-            source,
-        })?;
+        let planned = spec.clone();
+        // Planning is CPU work (a large query takes a while): off the async workers.
+        let pipeline = blocking(move || {
+            Pipeline::new(planned).map_err(|source| Error::Job {
+                field: engine_field(&source),
+                source,
+            })
+        })
+        .await?;
         let input_topics = pipeline
             .tables()
             .map(|table| format!("{environment}.{}.{table}", connection.topic_schema()))
@@ -235,19 +295,67 @@ impl Service {
             spec,
             format,
             input_topics,
-            output_topic,
+            output_topic: output_topic.clone(),
             desired: Desired::Running,
             created_at_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
         };
-        self.supervisor.add(definition)
+        let job = {
+            let _creating = self.creating.lock();
+            self.check_output_topic_free(caller, &definition.environment_id, &output_topic)?;
+            self.supervisor.add(definition)?
+        };
+        let issued = self
+            .auth
+            .issue_first_for(caller, &job.definition.environment_id)?;
+        Ok((job, issued))
+    }
+
+    /// Refuses (409) a topic another live job writes, naming that job when the caller may
+    /// see it, and suggests a free one.
+    fn check_output_topic_free(
+        &self,
+        caller: &Caller,
+        environment: &str,
+        topic: &str,
+    ) -> Result<()> {
+        let live: Vec<JobView> = self
+            .supervisor
+            .list()
+            .into_iter()
+            .filter(|j| j.definition.desired != Desired::Canceled)
+            .collect();
+        let Some(writer) = live.iter().find(|j| j.definition.output_topic == topic) else {
+            return Ok(());
+        };
+        let writer = if caller.sees(&writer.definition.environment_id) {
+            format!(
+                "job `{}` ({})",
+                writer.definition.id, writer.definition.name
+            )
+        } else {
+            "a job of another environment".to_string()
+        };
+        let suggestion = (2..)
+            .map(|n| format!("{environment}.job{n}"))
+            .find(|t| live.iter().all(|j| &j.definition.output_topic != t))
+            .expect("some name is free");
+        Err(Error::OutputTopicTaken {
+            topic: topic.to_string(),
+            writer,
+            suggestion,
+        })
     }
 
     /// Cancels the environment's jobs and deletes its connector; the output topic stays.
-    pub async fn delete_environment(&self, request: Environment) -> Result<Vec<JobView>> {
+    pub async fn delete_environment(
+        &self,
+        caller: &Caller,
+        request: Environment,
+    ) -> Result<Vec<JobView>> {
+        let environment = authorized_environment(caller, request.environment_id)?;
         Connection::parse(&required("connectionString", request.connection_string)?)?;
-        let environment = environment_id(request.environment_id)?;
         let ids: Vec<String> = self
             .supervisor
             .list()
@@ -288,8 +396,9 @@ impl Service {
         blocking(move || supervisor.remove(&id)).await
     }
 
-    /// Connectors: Connect's list when it is configured, else those the jobs name.
-    pub async fn connectors(&self) -> Result<Vec<ConnectorView>> {
+    /// Connectors the caller may see: Connect's list when it is configured, else those the
+    /// jobs name.
+    pub async fn connectors(&self, caller: &Caller) -> Result<Vec<ConnectorView>> {
         let names = match &self.connect {
             Some(connect) => connect.list().await?,
             None => {
@@ -307,6 +416,9 @@ impl Service {
         };
         let mut connectors = Vec::with_capacity(names.len());
         for name in names {
+            if self.may_use_connector(caller, &name).is_err() {
+                continue;
+            }
             let state = self.connector_state(&name).await;
             connectors.push(ConnectorView { name, state });
         }
@@ -330,10 +442,32 @@ fn required(field: &str, value: Option<String>) -> Result<String> {
     }
 }
 
+/// A valid environment id the caller may act for (else 400, or 403).
+pub(crate) fn authorized_environment(caller: &Caller, value: Option<String>) -> Result<String> {
+    let environment = environment_id(value)?;
+    caller.may_act_for(&environment)?;
+    Ok(environment)
+}
+
+/// A valid environment id (a legal topic name), trimmed.
 fn environment_id(value: Option<String>) -> Result<String> {
     let id = required("environmentId", value)?.trim().to_string();
     check_topic_name("environmentId", &id)?;
     Ok(id)
+}
+
+/// Refuses (403) an environment's token asking for an output topic outside its own names
+/// (`<environmentId>` or `<environmentId>.…`): it could write into another environment's
+/// topics. The admin may name any topic.
+fn check_topic_owner(caller: &Caller, environment: &str, topic: &str) -> Result<()> {
+    let own = topic == environment || topic.starts_with(&format!("{environment}."));
+    if caller.is_admin() || own {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "outputTopic `{topic}` is outside environment `{environment}`'s topics \
+         (`{environment}` or `{environment}.…`)"
+    )))
 }
 
 /// Kafka topic names: at most 249 of `[A-Za-z0-9._-]`; 200 leaves room for suffixes.
@@ -358,8 +492,11 @@ fn engine_field(error: &eddy_engine::Error) -> &'static str {
     }
 }
 
+/// What an environment's connector name ends with.
+const CONNECTOR_SUFFIX: &str = "-connector";
+
 pub fn connector_name(environment: &str) -> String {
-    format!("{environment}-connector")
+    format!("{environment}{CONNECTOR_SUFFIX}")
 }
 
 /// MySQL's replica id for an environment's connector: stable for the environment (so the

@@ -9,6 +9,7 @@
 //! Projection pushdown decides the state: a source keeps only the columns its scans read,
 //! plus its primary key.
 
+pub mod admit;
 mod context;
 pub mod functions;
 mod guards;
@@ -115,7 +116,11 @@ fn session() -> SessionState {
 fn logical_plan(state: &SessionState, catalog: &Catalog, sql: &str) -> Result<LogicalPlan> {
     let query_error = |e: datafusion::error::DataFusionError| Error::Query(e.strip_backtrace());
     let dialect = state.config_options().sql_parser.dialect;
-    let statement = state.sql_to_statement(sql, &dialect).map_err(query_error)?;
+    admit::check_length(sql)?;
+    let statement = state
+        .sql_to_statement(sql, &dialect)
+        .map_err(admit::parse_error)?;
+    admit::check(&statement)?;
     let statement = time_windows::rewrite(statement)?;
     let context = context::Context::new(state, catalog);
     let options = datafusion::sql::planner::ParserOptions {

@@ -6,23 +6,32 @@
 //! `GET|DELETE /v1/jobs/{id}`, `POST /v1/jobs/{id}/pause|resume`, `GET /v1/connectors`,
 //! `POST /v1/connectors/test` (preflight), `GET|DELETE /v1/connectors/{name}`,
 //! `GET /v1/connectors/{name}/schemas|tables?schema=|columns?schema=&table=`,
+//! `POST|GET /v1/environments/{id}/tokens`, `DELETE /v1/environments/{id}/tokens/{tokenId}`,
 //! `GET /healthz`.
+//!
+//! Every route but `/healthz` takes a [`Caller`] (401 without a valid credential) and
+//! refuses (403) what belongs to another environment than the caller's token.
 
+mod caller;
 mod error;
 mod fields;
+mod tokens;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
 use fields::Fields;
+pub use tokens::TOKEN_HEADER;
 
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::pg_connectors::report_json;
 use crate::registry::Desired;
@@ -31,6 +40,11 @@ use crate::supervisor::JobView;
 
 type Reply = Result<(StatusCode, Json<Value>), ApiError>;
 
+/// The largest request body accepted (a schema and a query fit many times over); larger is
+/// a 413.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The service's routes, each answering JSON; bodies over [`BODY_LIMIT`] are refused.
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/createConnector", post(create_connector))
@@ -52,36 +66,49 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/connectors/{name}/tables", get(connector_tables))
         .route("/v1/connectors/{name}/columns", get(connector_columns))
         .route(
+            "/v1/environments/{id}/tokens",
+            post(tokens::issue).get(tokens::list),
+        )
+        .route(
+            "/v1/environments/{id}/tokens/{token_id}",
+            delete(tokens::revoke),
+        )
+        .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(service)
 }
 
+/// Called by the admin, the answer carries a new token for the environment.
 async fn create_connector(
     State(service): State<Arc<Service>>,
+    caller: Caller,
     Fields(request): Fields<Environment>,
-) -> Reply {
-    let connector = service.create_connector(request).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": connector.name, "name": connector.name, "status": connector.state })),
-    ))
+) -> Result<Response, ApiError> {
+    let (connector, issued) = service.create_connector(&caller, request).await?;
+    let body = json!({ "id": connector.name, "name": connector.name, "status": connector.state });
+    Ok(tokens::with_token(StatusCode::CREATED, body, issued))
 }
 
+/// Called by the admin for an environment without a token, the answer carries one.
 async fn create_job(
     State(service): State<Arc<Service>>,
+    caller: Caller,
     Fields(request): Fields<CreateJob>,
-) -> Reply {
-    let job = service.create_job(request).await?;
-    Ok((StatusCode::CREATED, Json(job_json(&service, &job).await)))
+) -> Result<Response, ApiError> {
+    let (job, issued) = service.create_job(&caller, request).await?;
+    let body = job_json(&service, &job).await;
+    Ok(tokens::with_token(StatusCode::CREATED, body, issued))
 }
 
 async fn delete_job(
     State(service): State<Arc<Service>>,
+    caller: Caller,
     Fields(request): Fields<Environment>,
 ) -> Reply {
-    let jobs = service.delete_environment(request).await?;
+    let jobs = service.delete_environment(&caller, request).await?;
     let mut views = Vec::with_capacity(jobs.len());
     for job in &jobs {
         views.push(job_json(&service, job).await);
@@ -98,11 +125,12 @@ async fn delete_job(
     ))
 }
 
-async fn job_status(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
-    let job = service
-        .supervisor()
-        .get(&id)
-        .ok_or_else(|| Error::NotFound(format!("job `{id}`")))?;
+async fn job_status(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply {
+    let job = service.job_for(&caller, &id)?;
     Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
 }
 
@@ -115,6 +143,7 @@ struct EnvironmentQuery {
 /// The environment's newest job that is not canceled, else its newest job.
 async fn job_status_of_environment(
     State(service): State<Arc<Service>>,
+    caller: Caller,
     Query(query): Query<EnvironmentQuery>,
 ) -> Reply {
     let environment = query.environment_id.ok_or_else(|| {
@@ -123,6 +152,7 @@ async fn job_status_of_environment(
             "is required (…/jobStatus/{id} or ?environmentId=)",
         )
     })?;
+    caller.may_act_for(&environment)?;
     let jobs: Vec<JobView> = service
         .supervisor()
         .list()
@@ -138,31 +168,59 @@ async fn job_status_of_environment(
     Ok((StatusCode::OK, Json(job_json(&service, job).await)))
 }
 
-async fn list_jobs(State(service): State<Arc<Service>>) -> Reply {
+/// The jobs the caller may see: an environment's token sees its environment's only.
+async fn list_jobs(State(service): State<Arc<Service>>, caller: Caller) -> Reply {
     let mut views = Vec::new();
     for job in service.supervisor().list() {
+        if !caller.sees(&job.definition.environment_id) {
+            continue;
+        }
         views.push(job_json(&service, &job).await);
     }
     Ok((StatusCode::OK, Json(Value::Array(views))))
 }
 
-async fn remove_job(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
-    let job = service.remove(id).await?;
-    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+async fn remove_job(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply {
+    control_job(&service, &caller, id, None).await
 }
 
-async fn pause_job(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
-    let job = service.set_desired(id, Desired::Paused).await?;
-    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+async fn pause_job(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply {
+    control_job(&service, &caller, id, Some(Desired::Paused)).await
 }
 
-async fn resume_job(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Reply {
-    let job = service.set_desired(id, Desired::Running).await?;
-    Ok((StatusCode::OK, Json(job_json(&service, &job).await)))
+async fn resume_job(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply {
+    control_job(&service, &caller, id, Some(Desired::Running)).await
 }
 
-async fn list_connectors(State(service): State<Arc<Service>>) -> Reply {
-    let connectors = service.connectors().await?;
+/// Pauses or resumes (`desired`) or deletes (`None`) one of the caller's jobs.
+async fn control_job(
+    service: &Service,
+    caller: &Caller,
+    id: String,
+    desired: Option<Desired>,
+) -> Reply {
+    service.job_for(caller, &id)?;
+    let job = match desired {
+        Some(desired) => service.set_desired(id, desired).await?,
+        None => service.remove(id).await?,
+    };
+    Ok((StatusCode::OK, Json(job_json(service, &job).await)))
+}
+
+async fn list_connectors(State(service): State<Arc<Service>>, caller: Caller) -> Reply {
+    let connectors = service.connectors(&caller).await?;
     Ok((StatusCode::OK, Json(json!(connectors))))
 }
 
@@ -170,13 +228,19 @@ async fn list_connectors(State(service): State<Arc<Service>>) -> Reply {
 /// fail, and its reason.
 async fn test_connector(
     State(service): State<Arc<Service>>,
+    caller: Caller,
     Fields(request): Fields<Environment>,
 ) -> Reply {
-    let report = service.test_connector(request).await?;
+    let report = service.test_connector(&caller, request).await?;
     Ok((StatusCode::OK, Json(report_json(&report))))
 }
 
-async fn get_connector(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
+async fn get_connector(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    service.may_use_connector(&caller, &name)?;
     let view = service
         .postgres_connectors()
         .view(&name)
@@ -186,7 +250,12 @@ async fn get_connector(State(service): State<Arc<Service>>, Path(name): Path<Str
 }
 
 /// Stops one of Eddy's own connectors and drops its slot and publication.
-async fn delete_connector(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
+async fn delete_connector(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    service.may_use_connector(&caller, &name)?;
     if !service.postgres_connectors().delete(&name).await? {
         return Err(Error::NotFound(format!("connector `{name}`")).into());
     }
@@ -202,8 +271,14 @@ struct CatalogQuery {
     table: Option<String>,
 }
 
-/// The connection of one of Eddy's own connectors, for its catalog endpoints.
-fn catalog_of(service: &Service, name: &str) -> Result<eddy_postgres::PgConfig, ApiError> {
+/// The connection of one of Eddy's own connectors the caller may use, for its catalog
+/// endpoints.
+fn catalog_of(
+    service: &Service,
+    caller: &Caller,
+    name: &str,
+) -> Result<eddy_postgres::PgConfig, ApiError> {
+    service.may_use_connector(caller, name)?;
     Ok(service
         .postgres_connectors()
         .postgres(name)
@@ -233,18 +308,23 @@ fn required_query(field: &str, value: Option<String>) -> Result<String, ApiError
 }
 
 /// The schemas of the connector's database, read live from the catalog.
-async fn connector_schemas(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Reply {
-    let postgres = catalog_of(&service, &name)?;
+async fn connector_schemas(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let postgres = catalog_of(&service, &caller, &name)?;
     catalog_reply(eddy_postgres::catalog::schemas(&postgres).await)
 }
 
 /// `?schema=`'s tables with their row estimate and size.
 async fn connector_tables(
     State(service): State<Arc<Service>>,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<CatalogQuery>,
 ) -> Reply {
-    let postgres = catalog_of(&service, &name)?;
+    let postgres = catalog_of(&service, &caller, &name)?;
     let schema = required_query("schema", query.schema)?;
     catalog_reply(eddy_postgres::catalog::tables(&postgres, &schema).await)
 }
@@ -252,10 +332,11 @@ async fn connector_tables(
 /// `?schema=&table=`'s columns: type, nullability, primary key.
 async fn connector_columns(
     State(service): State<Arc<Service>>,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<CatalogQuery>,
 ) -> Reply {
-    let postgres = catalog_of(&service, &name)?;
+    let postgres = catalog_of(&service, &caller, &name)?;
     let schema = required_query("schema", query.schema)?;
     let table = required_query("table", query.table)?;
     catalog_reply(eddy_postgres::catalog::columns(&postgres, &schema, &table).await)

@@ -1,5 +1,11 @@
 //! The API over `oneshot` requests: bad requests are refused with a named problem and create
-//! nothing; connectors go to a local server speaking the Kafka Connect REST API.
+//! nothing; connectors go to a local server speaking the Kafka Connect REST API. Callers,
+//! tokens and tenancy in `auth`, one output topic per job in `output_topic`, hostile input
+//! in `hostile`.
+
+mod auth;
+mod hostile;
+mod output_topic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +21,12 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use crate::auth::{Admin, Auth, TokenStore};
 use crate::connect::ConnectClient;
 use crate::{Service, Settings, Supervisor};
+
+/// The admin credential every fixture but `fixture_without_auth`'s uses.
+const ADMIN: &str = "admin-token-for-the-api-tests";
 
 const PASSWORD: &str = "pa55-w0rd-xyz";
 const SCHEMA: &str = r#"
@@ -45,6 +55,11 @@ impl Drop for Fixture {
 }
 
 fn fixture(connect: Option<&str>) -> Fixture {
+    let admin = Admin::given(ADMIN).unwrap();
+    fixture_with(connect, Auth::with_tokens(admin, TokenStore::in_memory()))
+}
+
+fn fixture_with(connect: Option<&str>, auth: Auth) -> Fixture {
     let data_dir = std::env::temp_dir().join(format!("eddy-api-{:x}", rand::random::<u64>()));
     let settings = Settings {
         batch_max: 100,
@@ -58,6 +73,7 @@ fn fixture(connect: Option<&str>) -> Fixture {
         supervisor,
         connect.map(ConnectClient::new),
         "127.0.0.1:1".into(),
+        auth,
     )
     .with_external_connectors();
     Fixture {
@@ -66,9 +82,34 @@ fn fixture(connect: Option<&str>) -> Fixture {
     }
 }
 
+/// Sends `request` as the admin.
 async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    send_as(router, Some(ADMIN), request).await
+}
+
+/// Sends `request` with `token` as its bearer credential (none: unauthenticated).
+async fn send_as(
+    router: &Router,
+    token: Option<&str>,
+    request: Request<Body>,
+) -> (StatusCode, Value) {
+    let (status, _, body) = exchange(router, token, request).await;
+    (status, body)
+}
+
+/// Sends `request` with `token`; the answer's status, headers and body.
+async fn exchange(
+    router: &Router,
+    token: Option<&str>,
+    mut request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().unwrap();
+        request.headers_mut().insert("authorization", value);
+    }
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(
@@ -77,6 +118,7 @@ async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
     );
     (
         status,
+        headers,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
@@ -378,8 +420,11 @@ async fn create_connector_registers_debezium_with_kafka_connect() {
             ("environmentId", "shop"),
         ],
     );
-    let (status, body) = send(&fixture.router, request).await;
+    let (status, mut body) = send(&fixture.router, request).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let fields = body.as_object_mut().unwrap();
+    assert!(fields.remove("token").is_some_and(|t| t.is_string()));
+    fields.retain(|name, _| !name.starts_with("token"));
     assert_eq!(
         body,
         json!({"id": "shop-connector", "name": "shop-connector", "status": "RUNNING"})
@@ -505,10 +550,10 @@ async fn unreachable_connect_is_a_bad_gateway_and_creates_no_job() {
 }
 
 #[tokio::test]
-async fn healthz_answers_ok() {
+async fn healthz_answers_ok_without_a_credential() {
     let fixture = fixture(None);
     assert_eq!(
-        send(&fixture.router, get_request("/healthz")).await,
+        send_as(&fixture.router, None, get_request("/healthz")).await,
         (StatusCode::OK, json!({"status": "ok"}))
     );
 }
