@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use eddy_server::auth::{Admin, Auth, TokenStore};
 use eddy_server::connect::ConnectClient;
-use eddy_server::{Service, Settings, Supervisor};
+use eddy_server::{EdgeOptions, Service, Settings, Supervisor, with_edge};
 use serde::Deserialize;
 
 /// Whether callers must authenticate.
@@ -84,6 +84,16 @@ pub struct ServeArgs {
     /// generated at first start.
     #[arg(long, env = "EDDY_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// An origin (`https://ui.example.com`) whose pages may call the API with credentials;
+    /// repeat it, or separate origins with commas. Requests from other origins are refused
+    /// [default: none].
+    #[arg(long = "cors-origin", env = "EDDY_CORS_ORIGINS", value_delimiter = ',')]
+    #[serde(default)]
+    cors_origins: Vec<String>,
+    /// Milliseconds a request may take before it is answered `503 request_timeout`
+    /// [default: 30000].
+    #[arg(long, env = "EDDY_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -111,6 +121,12 @@ impl ServeArgs {
             poison_attempts: self.poison_attempts.or(file.poison_attempts),
             auth: self.auth.or(file.auth),
             admin_token: self.admin_token.or(file.admin_token),
+            cors_origins: if self.cors_origins.is_empty() {
+                file.cors_origins
+            } else {
+                self.cors_origins
+            },
+            request_timeout_ms: self.request_timeout_ms.or(file.request_timeout_ms),
         })
     }
 }
@@ -149,6 +165,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let auth = authentication(args.auth, args.admin_token.as_deref(), &settings.data_dir)?;
     let connect = args.connect_url.as_deref().map(ConnectClient::new);
     let external_connectors = args.external_connectors;
+    let edge = EdgeOptions {
+        cors_origins: args.cors_origins,
+        request_timeout: args.request_timeout_ms.map_or(
+            EdgeOptions::default().request_timeout,
+            Duration::from_millis,
+        ),
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let supervisor = Supervisor::new(settings.clone())?;
@@ -164,7 +187,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {address}"))?;
         tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, connectors, "eddy serve ready");
-        axum::serve(listener, eddy_server::router(Arc::clone(&service)))
+        let app = with_edge(eddy_server::router(Arc::clone(&service)), edge);
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         tracing::info!("stopping jobs: each finishes its batch and checkpoints");

@@ -23,6 +23,7 @@ const ENVIRONMENT: &str = "live";
 /// tests/debezium/setup.sh makes.
 fn debezium_python() -> PathBuf {
     let python = std::env::var_os("EDDY_DEBEZIUM_PYTHON")
+        .filter(|python| !python.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debezium-venv/bin/python")

@@ -36,6 +36,11 @@ pub enum Error {
     /// A request body over the limit.
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// A request that took longer than the server allows.
+    #[error(
+        "the request took longer than {0:?}; whatever it changed may stand, so check before retrying"
+    )]
+    Timeout(std::time::Duration),
     /// Kafka Connect refused or could not be reached.
     #[error("kafka connect: {0}")]
     Connect(String),

@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`api`]: the HTTP endpoints (`router`), bodies as JSON or form fields, errors as
-//!   status + stable code.
+//!   status + stable code; the edge in front of them (request ids, time limits, CORS).
 //! - [`auth`]: the admin credential and environment tokens, and what each caller may touch.
 //! - [`service`]: what the endpoints do: validate everything, then create.
 //! - [`connection`]: connection strings, their redaction, and Debezium connector settings.
@@ -26,6 +26,7 @@ pub mod registry;
 pub mod service;
 pub mod supervisor;
 
+pub use api::edge::{EdgeOptions, with_edge};
 pub use api::router;
 pub use error::{AuthFailure, Error, Result};
 pub use service::Service;

@@ -25,7 +25,8 @@ const TABLE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 const DRAIN_POLL: Duration = Duration::from_secs(1);
 
 /// A captured table found dropped: the connector streams up to where it was found (every
-/// change made before the drop), then fails.
+/// change made before the drop), then fails, once its confirmed position (advanced by
+/// commits under load, by keepalives when idle) passes that point.
 struct Dropped {
     reason: String,
     at: Lsn,
@@ -55,6 +56,13 @@ impl Connector {
             if events.is_empty() && complete_through > confirmed && (delivered || !waiting) {
                 confirmed = complete_through;
                 self.confirm(confirmed, false).await?;
+            }
+            if let Some(found) = &dropped
+                && between
+                && events.is_empty()
+                && confirmed >= found.at
+            {
+                return Err(Error::NeedsSnapshot(found.reason.clone()));
             }
             if dropped.is_none() && Instant::now() >= next_table_check {
                 next_table_check = Instant::now() + TABLE_CHECK_INTERVAL;
@@ -91,13 +99,6 @@ impl Connector {
                         self.confirm(confirmed, false).await?;
                     } else if reply {
                         self.confirm(confirmed, false).await?;
-                    }
-                    if let Some(found) = &dropped
-                        && between
-                        && events.is_empty()
-                        && wal_end >= found.at
-                    {
-                        return Err(Error::NeedsSnapshot(found.reason.clone()));
                     }
                 }
                 StreamMessage::XLogData { start, data } => match Message::decode(data)? {

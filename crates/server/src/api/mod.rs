@@ -13,6 +13,7 @@
 //! refuses (403) what belongs to another environment than the caller's token.
 
 mod caller;
+pub mod edge;
 mod error;
 mod fields;
 mod tokens;

@@ -4,6 +4,7 @@
 //! in `hostile`.
 
 mod auth;
+mod edge;
 mod hostile;
 mod output_topic;
 

@@ -1,0 +1,139 @@
+//! The HTTP edge every route sits behind: a request id on each answer (and on the request's
+//! tracing span), a time limit on each request, and CORS for the origins the operator names.
+//!
+//! Written on `axum::middleware::from_fn` rather than taken from tower-http: its `cors`,
+//! `request-id` and `timeout` layers are behind features of the tower-http that reqwest
+//! (and through it DataFusion's object store) already builds, and turning them on rebuilds
+//! that whole stack; each of the three is a few lines here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::error::ApiError;
+use crate::error::Error;
+
+/// The header that carries a request's id, in the request (kept when it is a plain token)
+/// and in every answer.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the edge allows.
+#[derive(Debug, Clone)]
+pub struct EdgeOptions {
+    /// Origins (`https://ui.example.com`) whose pages may call the API with credentials;
+    /// a request from any other origin is refused.
+    pub cors_origins: Vec<String>,
+    /// How long a request may take before it is answered `503 request_timeout`.
+    pub request_timeout: Duration,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        EdgeOptions {
+            cors_origins: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `router` behind the edge.
+pub fn with_edge(router: Router, options: EdgeOptions) -> Router {
+    router.layer(middleware::from_fn_with_state(Arc::new(options), edge))
+}
+
+async fn edge(State(options): State<Arc<EdgeOptions>>, request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| is_plain_id(v.as_bytes()))
+        .cloned()
+        .unwrap_or_else(new_id);
+    let origin = request.headers().get(ORIGIN).cloned();
+    let allowed = origin.as_ref().is_some_and(|origin| {
+        (options.cors_origins.iter()).any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    });
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = match (&origin, allowed) {
+        (Some(origin), false) => ApiError(Error::Forbidden(format!(
+            "origin `{}` may not call this API (the server's --cors-origin list)",
+            String::from_utf8_lossy(origin.as_bytes())
+        )))
+        .into_response(),
+        (Some(_), true) if preflight => preflight_answer(),
+        _ => {
+            let span = tracing::info_span!(
+                "request",
+                id = %String::from_utf8_lossy(id.as_bytes()),
+                method = %request.method(),
+                path = request.uri().path(),
+            );
+            let limit = options.request_timeout;
+            match tokio::time::timeout(limit, next.run(request).instrument(span)).await {
+                Ok(response) => response,
+                Err(_) => ApiError(Error::Timeout(limit)).into_response(),
+            }
+        }
+    };
+    let headers = response.headers_mut();
+    if let (Some(origin), true) = (origin, allowed) {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-request-id, x-eddy-token"),
+        );
+    }
+    headers.append(VARY, HeaderValue::from_static("origin"));
+    headers.insert(REQUEST_ID, id);
+    response
+}
+
+/// The answer to an allowed origin's preflight.
+fn preflight_answer() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (
+                ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, DELETE"),
+            ),
+            (
+                ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type, x-request-id"),
+            ),
+            (ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600")),
+        ],
+    )
+        .into_response()
+}
+
+/// A caller's id is kept when it is 1 to 64 letters, digits, `-`, `_` or `.`: anything else
+/// could forge log lines.
+fn is_plain_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn new_id() -> HeaderValue {
+    HeaderValue::from_str(&format!("{:016x}", rand::random::<u64>()))
+        .expect("hex digits are a valid header value")
+}
