@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use eddy_server::auth::{Admin, Auth, TokenStore};
 use eddy_server::connect::ConnectClient;
-use eddy_server::{EdgeOptions, Service, Settings, Supervisor, with_edge};
+use eddy_server::{EdgeOptions, Service, Settings, Supervisor, callers_of, with_edge};
 use serde::Deserialize;
 
 /// Whether callers must authenticate.
@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// [default: 30000].
     #[arg(long, env = "EDDY_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
+    /// Requests per minute each caller (the admin, or one environment's tokens together)
+    /// may make before it is answered `429 rate_limited` [default: 6000].
+    #[arg(long, env = "EDDY_REQUESTS_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..))]
+    requests_per_minute: Option<u32>,
 }
 
 impl ServeArgs {
@@ -127,6 +131,7 @@ impl ServeArgs {
                 self.cors_origins
             },
             request_timeout_ms: self.request_timeout_ms.or(file.request_timeout_ms),
+            requests_per_minute: self.requests_per_minute.or(file.requests_per_minute),
         })
     }
 }
@@ -165,12 +170,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let auth = authentication(args.auth, args.admin_token.as_deref(), &settings.data_dir)?;
     let connect = args.connect_url.as_deref().map(ConnectClient::new);
     let external_connectors = args.external_connectors;
+    let edge_defaults = EdgeOptions::default();
     let edge = EdgeOptions {
         cors_origins: args.cors_origins,
-        request_timeout: args.request_timeout_ms.map_or(
-            EdgeOptions::default().request_timeout,
-            Duration::from_millis,
-        ),
+        request_timeout: args
+            .request_timeout_ms
+            .map_or(edge_defaults.request_timeout, Duration::from_millis),
+        requests_per_minute: args
+            .requests_per_minute
+            .unwrap_or(edge_defaults.requests_per_minute),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -187,7 +195,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {address}"))?;
         tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, connectors, "eddy serve ready");
-        let app = with_edge(eddy_server::router(Arc::clone(&service)), edge);
+        let callers = callers_of(Arc::clone(&service));
+        let app = with_edge(eddy_server::router(Arc::clone(&service)), edge, callers);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;

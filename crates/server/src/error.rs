@@ -36,6 +36,9 @@ pub enum Error {
     /// A request body over the limit.
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// A caller over its requests per minute.
+    #[error("more than {0} requests this minute; wait for Retry-After seconds")]
+    RateLimited(u32),
     /// A request that took longer than the server allows.
     #[error(
         "the request took longer than {0:?}; whatever it changed may stand, so check before retrying"

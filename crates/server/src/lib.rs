@@ -26,7 +26,7 @@ pub mod registry;
 pub mod service;
 pub mod supervisor;
 
-pub use api::edge::{EdgeOptions, with_edge};
+pub use api::edge::{EdgeOptions, callers_of, with_edge};
 pub use api::router;
 pub use error::{AuthFailure, Error, Result};
 pub use service::Service;

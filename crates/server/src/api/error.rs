@@ -41,6 +41,7 @@ impl ApiError {
             }
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
             Error::Connect(_) => (StatusCode::BAD_GATEWAY, "connect_failed"),
             Error::Postgres(_) => (StatusCode::BAD_GATEWAY, "postgres_failed"),

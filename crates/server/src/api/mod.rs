@@ -16,13 +16,16 @@ mod caller;
 pub mod edge;
 mod error;
 mod fields;
+mod metrics;
+mod rate_limit;
 mod tokens;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -74,6 +77,7 @@ pub fn router(service: Arc<Service>) -> Router {
             "/v1/environments/{id}/tokens/{token_id}",
             delete(tokens::revoke),
         )
+        .route("/metrics", get(metrics_of_visible_jobs))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -170,6 +174,18 @@ async fn job_status_of_environment(
 }
 
 /// The jobs the caller may see: an environment's token sees its environment's only.
+/// The jobs the caller may see, and the process, for Prometheus.
+async fn metrics_of_visible_jobs(State(service): State<Arc<Service>>, caller: Caller) -> Response {
+    let jobs: Vec<JobView> = (service.supervisor().list().into_iter())
+        .filter(|job| caller.sees(&job.definition.environment_id))
+        .collect();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics::exposition(&jobs),
+    )
+        .into_response()
+}
+
 async fn list_jobs(State(service): State<Arc<Service>>, caller: Caller) -> Reply {
     let mut views = Vec::new();
     for job in service.supervisor().list() {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::*;
 
 /// Creates `environment`'s connector as the admin; returns the token it issues.
-async fn onboard(router: &Router, environment: &str) -> String {
+pub(super) async fn onboard(router: &Router, environment: &str) -> String {
     let request = form(
         "/createConnector",
         &[
@@ -32,7 +32,7 @@ async fn onboard(router: &Router, environment: &str) -> String {
 }
 
 /// Creates a job of `environment` as its token; returns the job's id.
-async fn job_of(router: &Router, token: &str, environment: &str) -> String {
+pub(super) async fn job_of(router: &Router, token: &str, environment: &str) -> String {
     let fields = json!({
         "connectionString": connection(),
         "environmentId": environment,

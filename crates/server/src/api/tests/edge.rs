@@ -1,6 +1,7 @@
-//! The edge in front of the routes: request ids, the time limit, and CORS for the configured
-//! origins only.
+//! The edge in front of the routes: request ids, the time limit, CORS for the configured
+//! origins only, and the rate limit per caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,11 +12,23 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::api::edge::{EdgeOptions, with_edge};
+use crate::api::edge::{EdgeOptions, Identify, with_edge};
 
 const UI: &str = "https://ui.example.com";
 
+/// Callers named by their bearer credential as it is (the routes here authenticate nobody).
+fn by_bearer() -> Identify {
+    Arc::new(|headers: &axum::http::HeaderMap| {
+        let value = headers.get("authorization")?.to_str().ok()?;
+        Some(value.strip_prefix("Bearer ")?.to_string())
+    })
+}
+
 fn app(timeout: Duration) -> Router {
+    app_with(timeout, 6000)
+}
+
+fn app_with(timeout: Duration, requests_per_minute: u32) -> Router {
     let routes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -30,7 +43,9 @@ fn app(timeout: Duration) -> Router {
         EdgeOptions {
             cors_origins: vec![UI.into()],
             request_timeout: timeout,
+            requests_per_minute,
         },
+        by_bearer(),
     )
 }
 
@@ -129,4 +144,37 @@ async fn a_configured_origin_gets_cors_and_any_other_is_refused() {
         send(app(Duration::from_secs(5)), get_request("/healthz", &[])).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!headers.contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_is_a_429_with_when_to_retry() {
+    let app = app_with(Duration::from_secs(5), 2);
+    let as_a = || get_request("/healthz", &[("authorization", "Bearer a")]);
+    let (status, headers, _) = send(app.clone(), as_a()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-ratelimit-limit"], "2");
+    assert_eq!(headers["x-ratelimit-remaining"], "1");
+    let reset: u64 = headers["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&reset), "{reset}");
+    let (status, _, _) = send(app.clone(), as_a()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, body) = send(app.clone(), as_a()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    assert!(headers.contains_key("retry-after"));
+    // Another caller, and a caller nobody authenticated, are not held back by it.
+    let (status, _, _) = send(
+        app.clone(),
+        get_request("/healthz", &[("authorization", "Bearer b")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, _) = send(app, get_request("/healthz", &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!headers.contains_key("x-ratelimit-limit"));
 }

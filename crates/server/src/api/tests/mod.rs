@@ -6,6 +6,7 @@
 mod auth;
 mod edge;
 mod hostile;
+mod metrics;
 mod output_topic;
 
 use std::net::SocketAddr;

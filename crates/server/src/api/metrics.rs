@@ -1,0 +1,158 @@
+//! `GET /metrics`: the jobs the caller may see and the process itself, in Prometheus' text
+//! exposition format (version 0.0.4).
+//!
+//! Written out by hand: the format is a few lines per family, and the counters already live
+//! in each job's `JobMetrics`, so a metrics library would only copy them into its own
+//! registry first.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::supervisor::{JobState, JobView};
+
+/// A per-job counter: its name after `eddy_job_`, its help, and how to read it.
+type Counter = (&'static str, &'static str, fn(&JobView) -> u64);
+
+/// The exposition of `jobs` and of this process.
+pub fn exposition(jobs: &[JobView]) -> String {
+    let mut out = String::new();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let counters: [Counter; 6] = [
+        (
+            "records_in_total",
+            "Records read from the job's input topics.",
+            |j| j.metrics.records_in,
+        ),
+        (
+            "records_out_total",
+            "Result changes the job published.",
+            |j| j.metrics.records_out,
+        ),
+        (
+            "dead_letters_total",
+            "Records sent to the job's dead-letter topic.",
+            |j| j.metrics.dead_letters,
+        ),
+        (
+            "dead_letter_failures_total",
+            "Dead letters their topic refused (those records were skipped).",
+            |j| j.metrics.dead_letter_failures,
+        ),
+        (
+            "poison_pills_total",
+            "Records skipped because they failed the job on every try.",
+            |j| j.metrics.poison_pills,
+        ),
+        (
+            "restarts_total",
+            "Times the job was started again after a failure.",
+            |j| u64::from(j.restarts),
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, name, "counter", help);
+        for job in jobs {
+            let _ = writeln!(out, "eddy_job_{name}{{{}}} {}", labels(job), value(job));
+        }
+    }
+    family(
+        &mut out,
+        "lag",
+        "gauge",
+        "Messages in the job's input topics not read yet, when measured.",
+    );
+    for job in jobs {
+        if let Some(lag) = job.metrics.lag {
+            let _ = writeln!(out, "eddy_job_lag{{{}}} {lag}", labels(job));
+        }
+    }
+    family(
+        &mut out,
+        "checkpoint_age_seconds",
+        "gauge",
+        "Seconds since the job's last checkpoint.",
+    );
+    for job in jobs {
+        if let Some(at) = job.metrics.last_checkpoint_ms {
+            let age = now_ms.saturating_sub(at) as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "eddy_job_checkpoint_age_seconds{{{}}} {age}",
+                labels(job)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "up",
+        "gauge",
+        "1 while the job runs, 0 while it is created, paused, failed or canceled.",
+    );
+    for job in jobs {
+        let up = u8::from(job.state == JobState::Running);
+        let _ = writeln!(out, "eddy_job_up{{{}}} {up}", labels(job));
+    }
+    process(&mut out);
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP eddy_job_{name} {help}");
+    let _ = writeln!(out, "# TYPE eddy_job_{name} {kind}");
+}
+
+fn labels(job: &JobView) -> String {
+    let definition = &job.definition;
+    format!(
+        "job=\"{}\",name=\"{}\",environment=\"{}\"",
+        escape(&definition.id),
+        escape(&definition.name),
+        escape(&definition.environment_id)
+    )
+}
+
+/// A label value as the format wants it: backslash, double quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The process' resident memory and CPU time, from `/proc/self` (Linux; left out
+/// elsewhere).
+fn process(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    if let Some(kib) = rss_kib {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+             # TYPE process_resident_memory_bytes gauge\n\
+             process_resident_memory_bytes {}",
+            kib * 1024
+        );
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command (which may hold spaces, so split after its closing paren):
+    // utime and stime are the 12th and 13th, in clock ticks of USER_HZ, which Linux fixes
+    // at 100 for /proc whatever the kernel's own tick.
+    let ticks: Option<u64> = stat.rsplit_once(')').and_then(|(_, rest)| {
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    });
+    if let Some(ticks) = ticks {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n\
+             # TYPE process_cpu_seconds_total counter\n\
+             process_cpu_seconds_total {}",
+            ticks as f64 / 100.0
+        );
+    }
+}
