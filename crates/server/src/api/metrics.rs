@@ -10,8 +10,73 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::supervisor::{JobState, JobView};
 
-/// A per-job counter: its name after `eddy_job_`, its help, and how to read it.
-type Counter = (&'static str, &'static str, fn(&JobView) -> u64);
+/// A per-job family: its name after `eddy_job_`, its type, its help, and a job's value at
+/// a moment (milliseconds since the Unix epoch); `None` leaves the job out of it.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&JobView, u64) -> Option<f64>,
+);
+
+const FAMILIES: [Family; 9] = [
+    (
+        "records_in_total",
+        "counter",
+        "Records read from the job's input topics.",
+        |j, _| Some(j.metrics.records_in as f64),
+    ),
+    (
+        "records_out_total",
+        "counter",
+        "Result changes the job published.",
+        |j, _| Some(j.metrics.records_out as f64),
+    ),
+    (
+        "dead_letters_total",
+        "counter",
+        "Records sent to the job's dead-letter topic.",
+        |j, _| Some(j.metrics.dead_letters as f64),
+    ),
+    (
+        "dead_letter_failures_total",
+        "counter",
+        "Dead letters their topic refused (those records were skipped).",
+        |j, _| Some(j.metrics.dead_letter_failures as f64),
+    ),
+    (
+        "poison_pills_total",
+        "counter",
+        "Records skipped because they failed the job on every try.",
+        |j, _| Some(j.metrics.poison_pills as f64),
+    ),
+    (
+        "restarts_total",
+        "counter",
+        "Times the job was started again after a failure.",
+        |j, _| Some(f64::from(j.restarts)),
+    ),
+    (
+        "lag",
+        "gauge",
+        "Messages in the job's input topics not read yet, when measured.",
+        |j, _| j.metrics.lag.map(|lag| lag as f64),
+    ),
+    (
+        "checkpoint_age_seconds",
+        "gauge",
+        "Seconds since the job's last checkpoint.",
+        |j, now_ms| {
+            (j.metrics.last_checkpoint_ms).map(|at| now_ms.saturating_sub(at) as f64 / 1000.0)
+        },
+    ),
+    (
+        "up",
+        "gauge",
+        "1 while the job runs, 0 while it is created, paused, failed or canceled.",
+        |j, _| Some(f64::from(u8::from(j.state == JobState::Running))),
+    ),
+];
 
 /// The exposition of `jobs` and of this process.
 pub fn exposition(jobs: &[JobView]) -> String {
@@ -19,88 +84,17 @@ pub fn exposition(jobs: &[JobView]) -> String {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let counters: [Counter; 6] = [
-        (
-            "records_in_total",
-            "Records read from the job's input topics.",
-            |j| j.metrics.records_in,
-        ),
-        (
-            "records_out_total",
-            "Result changes the job published.",
-            |j| j.metrics.records_out,
-        ),
-        (
-            "dead_letters_total",
-            "Records sent to the job's dead-letter topic.",
-            |j| j.metrics.dead_letters,
-        ),
-        (
-            "dead_letter_failures_total",
-            "Dead letters their topic refused (those records were skipped).",
-            |j| j.metrics.dead_letter_failures,
-        ),
-        (
-            "poison_pills_total",
-            "Records skipped because they failed the job on every try.",
-            |j| j.metrics.poison_pills,
-        ),
-        (
-            "restarts_total",
-            "Times the job was started again after a failure.",
-            |j| u64::from(j.restarts),
-        ),
-    ];
-    for (name, help, value) in counters {
-        family(&mut out, name, "counter", help);
+    for (name, kind, help, value) in FAMILIES {
+        let _ = writeln!(out, "# HELP eddy_job_{name} {help}");
+        let _ = writeln!(out, "# TYPE eddy_job_{name} {kind}");
         for job in jobs {
-            let _ = writeln!(out, "eddy_job_{name}{{{}}} {}", labels(job), value(job));
+            if let Some(value) = value(job, now_ms) {
+                let _ = writeln!(out, "eddy_job_{name}{{{}}} {value}", labels(job));
+            }
         }
-    }
-    family(
-        &mut out,
-        "lag",
-        "gauge",
-        "Messages in the job's input topics not read yet, when measured.",
-    );
-    for job in jobs {
-        if let Some(lag) = job.metrics.lag {
-            let _ = writeln!(out, "eddy_job_lag{{{}}} {lag}", labels(job));
-        }
-    }
-    family(
-        &mut out,
-        "checkpoint_age_seconds",
-        "gauge",
-        "Seconds since the job's last checkpoint.",
-    );
-    for job in jobs {
-        if let Some(at) = job.metrics.last_checkpoint_ms {
-            let age = now_ms.saturating_sub(at) as f64 / 1000.0;
-            let _ = writeln!(
-                out,
-                "eddy_job_checkpoint_age_seconds{{{}}} {age}",
-                labels(job)
-            );
-        }
-    }
-    family(
-        &mut out,
-        "up",
-        "gauge",
-        "1 while the job runs, 0 while it is created, paused, failed or canceled.",
-    );
-    for job in jobs {
-        let up = u8::from(job.state == JobState::Running);
-        let _ = writeln!(out, "eddy_job_up{{{}}} {up}", labels(job));
     }
     process(&mut out);
     out
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP eddy_job_{name} {help}");
-    let _ = writeln!(out, "# TYPE eddy_job_{name} {kind}");
 }
 
 fn labels(job: &JobView) -> String {
