@@ -28,12 +28,12 @@ struct Printer<'a> {
 impl Printer<'_> {
     fn apply(&mut self, events: &[ChangeEvent]) -> Result<()> {
         for event in events {
-            let key = event.key.as_ref().map(|k| k.to_string());
-            let value = event.value.as_ref().map(|v| v.to_string());
+            let key = event.key.as_deref();
+            let value = event.value.as_deref();
             self.pipeline.push(Record {
                 topic: &event.topic,
-                key: key.as_deref().map(str::as_bytes),
-                value: value.as_deref().map(str::as_bytes),
+                key,
+                value,
             })?;
         }
         for rejected in self.pipeline.flush()? {

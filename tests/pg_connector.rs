@@ -586,7 +586,7 @@ fn a_dropped_column_fails_the_connector_and_an_added_one_is_followed() {
     connector.wait("the row with the added column", |_, events| {
         events
             .iter()
-            .any(|e| e.value.as_ref().is_some_and(|v| v["after"]["x"] == 3))
+            .any(|e| e.value_json().is_some_and(|v| v["after"]["x"] == 3))
     });
     pg.rows(
         "app",
@@ -634,7 +634,7 @@ fn a_dropped_table_fails_the_connector_after_its_last_changes() {
         .unwrap()
         .iter()
         .filter(|e| {
-            e.topic == "dropping.public.gone" && e.value.as_ref().is_some_and(|v| v["op"] == "c")
+            e.topic == "dropping.public.gone" && e.value_json().is_some_and(|v| v["op"] == "c")
         })
         .count();
     assert_eq!(inserted, 500, "changes made before the drop were lost");

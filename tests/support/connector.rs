@@ -96,7 +96,7 @@ impl InProcess {
         self.wait(&format!("an insert on {topic}"), |_, events| {
             events
                 .iter()
-                .any(|e| e.topic == topic && e.value.as_ref().is_some_and(|v| v["op"] == "c"))
+                .any(|e| e.topic == topic && e.value_json().is_some_and(|v| v["op"] == "c"))
         });
     }
 
@@ -155,8 +155,8 @@ pub fn comparable(topic: &str, key: &Value, value: &Value, headers: &[(String, S
 pub fn event_records(events: &[ChangeEvent]) -> Records {
     let mut topics = Records::new();
     for e in events {
-        let key = e.key.clone().unwrap_or(Value::Null);
-        let value = e.value.clone().unwrap_or(Value::Null);
+        let key = e.key_json().unwrap_or(Value::Null);
+        let value = e.value_json().unwrap_or(Value::Null);
         let entry = comparable(&e.topic, &key, &value, &e.headers);
         topics.entry(e.topic.clone()).or_default().push(entry);
     }

@@ -54,8 +54,6 @@ impl ChangeTopics {
         }
         let mut pending: Vec<(String, DeliveryFuture)> = Vec::with_capacity(events.len());
         for event in &events {
-            let key = event.key.as_ref().map(|k| k.to_string());
-            let value = event.value.as_ref().map(|v| v.to_string());
             let mut headers = OwnedHeaders::new();
             for (name, text) in &event.headers {
                 headers = headers.insert(Header {
@@ -63,11 +61,11 @@ impl ChangeTopics {
                     value: Some(text.as_bytes()),
                 });
             }
-            let mut record = FutureRecord::<String, String>::to(&event.topic).headers(headers);
-            if let Some(key) = &key {
+            let mut record = FutureRecord::<[u8], [u8]>::to(&event.topic).headers(headers);
+            if let Some(key) = &event.key {
                 record = record.key(key);
             }
-            if let Some(value) = &value {
+            if let Some(value) = &event.value {
                 record = record.payload(value);
             }
             loop {

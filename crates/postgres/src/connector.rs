@@ -15,10 +15,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::catalog::Table;
 use crate::config::PgConfig;
 use crate::error::{Error, Result};
-use crate::events::{ChangeEvent, Encoder};
+use crate::events::{CapturedTable, ChangeEvent, Encoder};
 use crate::lsn::Lsn;
 use crate::preflight::connect;
 use crate::replication::{ReplicationConnection, quote_ident};
@@ -210,7 +209,7 @@ struct Connector {
     slot: String,
     publication: String,
     status: Arc<Mutex<Status>>,
-    tables: HashMap<u32, Table>,
+    tables: HashMap<u32, CapturedTable>,
     needs_snapshot: Option<(String, Lsn)>,
 }
 
@@ -272,11 +271,11 @@ impl Connector {
         Ok(Connector {
             sql,
             replication,
-            encoder: Encoder {
-                environment: settings.environment.clone(),
-                database: settings.postgres.dbname.clone(),
-                modes: settings.modes,
-            },
+            encoder: Encoder::new(
+                &settings.environment,
+                &settings.postgres.dbname,
+                settings.modes,
+            ),
             slot,
             publication: name,
             status,

@@ -7,6 +7,7 @@
 use bytes::{Buf, Bytes};
 
 use crate::error::{Error, Result};
+use crate::events::Field;
 use crate::lsn::Lsn;
 
 /// A column as a Relation message describes it.
@@ -37,6 +38,17 @@ pub enum Cell {
     /// A TOASTed value the change did not touch: not sent.
     UnchangedToast,
     Text(String),
+}
+
+impl Cell {
+    /// The cell as the encoder reads it.
+    pub fn field(&self) -> Field<'_> {
+        match self {
+            Cell::Null => Field::Null,
+            Cell::UnchangedToast => Field::UnchangedToast,
+            Cell::Text(text) => Field::Text(text),
+        }
+    }
 }
 
 /// The old image an update or delete carries.

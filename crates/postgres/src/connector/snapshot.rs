@@ -7,9 +7,8 @@ use tokio_postgres::SimpleQueryMessage;
 use super::{Connector, SNAPSHOT_BATCH, Sink, State, unix_micros};
 use crate::catalog;
 use crate::error::Result;
-use crate::events::{ChangeEvent, Image, Position};
+use crate::events::{Field, Image, Position, Row};
 use crate::lsn::Lsn;
-use crate::pgoutput::Cell;
 use crate::replication::quote_ident;
 
 impl Connector {
@@ -35,11 +34,21 @@ impl Connector {
         let oids = catalog::published_tables(&self.sql, &self.publication).await?;
         self.status().snapshot_tables = oids.len();
         let ts_micros = unix_micros();
-        let mut pending: Option<ChangeEvent> = None;
+        let at = |snapshot| Position {
+            ts_micros,
+            snapshot,
+            tx_id: xid as u32,
+            lsn: point,
+            last_commit: None,
+        };
+        let mut captured = Vec::with_capacity(oids.len());
+        // The last row read, its marker as read and its table's index: it is written once
+        // the next row is read, when its final marker is known.
+        let mut pending: Option<(Row, &'static str, usize)> = None;
         let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
-        let mut first = true;
-        for oid in oids {
-            let table = catalog::table(&self.sql, oid).await?;
+        for (n, &oid) in oids.iter().enumerate() {
+            captured.push(self.encoder.table(catalog::table(&self.sql, oid).await?));
+            let table = &captured[n].table;
             let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
             self.sql
                 .batch_execute(&format!(
@@ -58,30 +67,21 @@ impl Connector {
                         continue;
                     };
                     fetched += 1;
-                    let cells: Vec<Cell> = (0..row.len())
-                        .map(|i| match row.get(i) {
-                            Some(text) => Cell::Text(text.to_string()),
-                            None => Cell::Null,
-                        })
-                        .collect();
-                    let after = self.encoder.row(&table, &cells, Image::Row, None)?;
-                    let marker = match (first, first_of_table) {
+                    let fields =
+                        (0..row.len()).map(|i| row.get(i).map_or(Field::Null, Field::Text));
+                    let read = self.encoder.row(&captured[n], fields, Image::Row, None)?;
+                    let marker = match (pending.is_none(), first_of_table) {
                         (true, _) => "first",
                         (false, true) => "first_in_data_collection",
                         _ => "true",
                     };
-                    first = false;
                     first_of_table = false;
-                    let at = Position {
-                        ts_micros,
-                        snapshot: marker,
-                        tx_id: xid as u32,
-                        lsn: point,
-                        last_commit: None,
-                    };
-                    let event = self.encoder.created(&table, "r", after, &at);
-                    if let Some(previous) = pending.replace(event) {
-                        batch.push(previous);
+                    if let Some((previous, marker, m)) = pending.replace((read, marker, n)) {
+                        let marker = if m == n { marker } else { table_end(marker) };
+                        batch.push(
+                            self.encoder
+                                .created(&captured[m], "r", &previous, &at(marker)),
+                        );
                     }
                 }
                 if batch.len() >= SNAPSHOT_BATCH / 2 {
@@ -93,29 +93,26 @@ impl Connector {
                 }
             }
             self.sql.batch_execute("CLOSE eddy_snapshot").await?;
-            // Only this table's last row can still be pending.
-            if let Some(mut event) = pending.take() {
-                relabel(&mut event, "last_in_data_collection");
-                batch.push(event);
-            }
-            self.tables.insert(oid, table);
             self.status().snapshot_tables_done += 1;
         }
-        if let Some(event) = batch.last_mut() {
-            relabel(event, "last");
+        if let Some((last, marker, m)) = pending {
+            let marker = if marker == "first" { marker } else { "last" };
+            batch.push(self.encoder.created(&captured[m], "r", &last, &at(marker)));
         }
         self.status().snapshot_rows += batch.len() as u64;
         sink.deliver(batch).await?;
+        self.tables.extend(oids.into_iter().zip(captured));
         self.sql.batch_execute("COMMIT").await?;
         Ok(())
     }
 }
 
-/// Sets a snapshot event's `source.snapshot`, unless it is the very first.
-fn relabel(event: &mut ChangeEvent, marker: &str) {
-    if let Some(source) = event.value.as_mut().and_then(|v| v.get_mut("source"))
-        && source["snapshot"] != "first"
-    {
-        source["snapshot"] = marker.into();
+/// The marker of a table's last row: `last_in_data_collection`, unless it is the very
+/// first row of the snapshot.
+fn table_end(marker: &'static str) -> &'static str {
+    if marker == "first" {
+        marker
+    } else {
+        "last_in_data_collection"
     }
 }

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use super::{Connector, STATUS_INTERVAL, STREAM_BATCH, Sink, pg_to_unix_micros};
 use crate::catalog;
 use crate::error::{Error, Result};
-use crate::events::{ChangeEvent, Image, Position};
+use crate::events::{CapturedTable, ChangeEvent, Image, Position};
 use crate::lsn::Lsn;
-use crate::pgoutput::{Message, OldRow, Relation};
+use crate::pgoutput::{Cell, Message, OldRow, Relation};
 use crate::replication::StreamMessage;
 
 /// How often the connector looks for captured tables that were dropped.
@@ -144,13 +144,14 @@ impl Connector {
     /// Takes a table's shape from its Relation message, refusing a change that would lose
     /// data.
     async fn relation(&mut self, relation: Relation) -> Result<()> {
-        let known = self.tables.get(&relation.oid);
+        let known = self.tables.get(&relation.oid).map(|c| &c.table);
         let current = catalog::table_if_exists(&self.sql, relation.oid).await?;
         let streamed = catalog::as_streamed(&relation, current.as_ref().or(known));
         if let Some(reason) = known.and_then(|k| catalog::incompatible_change(k, &streamed)) {
             return Err(Error::NeedsSnapshot(reason));
         }
-        self.tables.insert(relation.oid, streamed);
+        let captured = self.encoder.table(streamed);
+        self.tables.insert(relation.oid, captured);
         Ok(())
     }
 
@@ -161,7 +162,11 @@ impl Connector {
         }
         let oids: Vec<u32> = self.tables.keys().copied().collect();
         let (gone, at) = catalog::dropped_tables(&self.sql, &oids).await?;
-        let Some(table) = gone.first().and_then(|oid| self.tables.get(oid)) else {
+        let Some(table) = gone
+            .first()
+            .and_then(|oid| self.tables.get(oid))
+            .map(|c| &c.table)
+        else {
             return Ok(None);
         };
         Ok(Some(Dropped {
@@ -173,7 +178,7 @@ impl Connector {
         }))
     }
 
-    fn table(&self, oid: u32) -> Result<&catalog::Table> {
+    fn table(&self, oid: u32) -> Result<&CapturedTable> {
         self.tables.get(&oid).ok_or_else(|| {
             Error::Protocol(format!(
                 "a change of relation {oid} before its Relation message"
@@ -183,33 +188,29 @@ impl Connector {
 
     fn change(&self, message: Message, at: &Position, events: &mut Vec<ChangeEvent>) -> Result<()> {
         let encoder = &self.encoder;
+        let row = |table, cells: &[Cell], image, old| {
+            encoder.row(table, cells.iter().map(Cell::field), image, old)
+        };
+        let old_row = |table, old: &OldRow| match old {
+            OldRow::Full(cells) => row(table, cells, Image::Row, None),
+            OldRow::Key(cells) => row(table, cells, Image::Key, None),
+        };
         match message {
             Message::Insert { relation, new } => {
                 let table = self.table(relation)?;
-                let after = encoder.row(table, &new, Image::Row, None)?;
-                events.push(encoder.created(table, "c", after, at));
+                let after = row(table, &new, Image::Row, None)?;
+                events.push(encoder.created(table, "c", &after, at));
             }
             Message::Update { relation, old, new } => {
                 let table = self.table(relation)?;
-                let before = match old {
-                    Some(OldRow::Full(cells)) => {
-                        Some(encoder.row(table, &cells, Image::Row, None)?)
-                    }
-                    Some(OldRow::Key(cells)) => {
-                        Some(encoder.row(table, &cells, Image::Key, None)?)
-                    }
-                    None => None,
-                };
-                let after = encoder.row(table, &new, Image::Row, before.as_ref())?;
-                events.extend(encoder.updated(table, before, after, at));
+                let before = old.as_ref().map(|old| old_row(table, old)).transpose()?;
+                let after = row(table, &new, Image::Row, before.as_ref())?;
+                encoder.updated(table, before.as_ref(), &after, at, events);
             }
             Message::Delete { relation, old } => {
                 let table = self.table(relation)?;
-                let before = match old {
-                    OldRow::Full(cells) => encoder.row(table, &cells, Image::Row, None)?,
-                    OldRow::Key(cells) => encoder.row(table, &cells, Image::Key, None)?,
-                };
-                events.extend(encoder.deleted(table, before, at));
+                let before = old_row(table, &old)?;
+                encoder.deleted(table, &before, at, events);
             }
             Message::Truncate { relations } => {
                 for relation in relations {
