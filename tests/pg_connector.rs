@@ -634,7 +634,7 @@ fn a_dropped_table_fails_the_connector_after_its_last_changes() {
         .unwrap()
         .iter()
         .filter(|e| {
-            e.topic == "dropping.public.gone" && e.value_json().is_some_and(|v| v["op"] == "c")
+            &*e.topic == "dropping.public.gone" && e.value_json().is_some_and(|v| v["op"] == "c")
         })
         .count();
     assert_eq!(inserted, 500, "changes made before the drop were lost");

@@ -7,12 +7,14 @@ lines into the report.
     latency    one-row UPDATEs committed at a fixed rate; each one's result change timed on
                the job's output topic
     snapshot   createConnector over a loaded table, timed until the connector streams
-    streaming  one big transaction and many small ones, timed until the connector delivered
-               every change
+    streaming  one big transaction and many small ones written while `eddy serve` is stopped,
+               timed from its continuing until the connector delivered every change
 """
 import argparse
 import json
+import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -232,6 +234,9 @@ def snapshot(args):
 
 
 def streaming(args):
+    """The connector's rate on a backlog: `eddy serve` is stopped (SIGSTOP) while PostgreSQL
+    writes the changes, then continued and timed until it delivered them all, so the figure
+    is the connector's (and the walsender's decoding), not how fast PostgreSQL commits."""
     figures = {}
     with psycopg.connect(args.postgres, autocommit=True) as db:
         rows = db.execute("SELECT count(*) FROM big").fetchone()[0]
@@ -243,9 +248,14 @@ def streaming(args):
              "COMMIT; END LOOP; END $$" % (rows // 100 - 1), rows),
         ):
             before = connector_status(args)["streamedEvents"]
+            os.kill(args.serve_pid, signal.SIGSTOP)
+            try:
+                start = time.monotonic()
+                db.execute(statement)
+                committed = time.monotonic() - start
+            finally:
+                os.kill(args.serve_pid, signal.SIGCONT)
             start = time.monotonic()
-            db.execute(statement)
-            committed = time.monotonic() - start
             wait_status(args, lambda s: s["streamedEvents"] >= before + changes, 600)
             seconds = time.monotonic() - start
             figures[name] = {"changes": changes, "seconds": round(seconds, 2),
@@ -265,6 +275,7 @@ def main():
     parser.add_argument("--topic", help="the job's output topic")
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--serve-pid", type=int, help="eddy serve's process, paused by `streaming`")
     parser.add_argument("--sessions", type=int, default=8, help="PostgreSQL sessions committing")
     args = parser.parse_args()
     {"floor": floor, "latency": latency, "snapshot": snapshot, "streaming": streaming}[args.command](args)

@@ -96,7 +96,7 @@ impl InProcess {
         self.wait(&format!("an insert on {topic}"), |_, events| {
             events
                 .iter()
-                .any(|e| e.topic == topic && e.value_json().is_some_and(|v| v["op"] == "c"))
+                .any(|e| &*e.topic == topic && e.value_json().is_some_and(|v| v["op"] == "c"))
         });
     }
 
@@ -158,7 +158,7 @@ pub fn event_records(events: &[ChangeEvent]) -> Records {
         let key = e.key_json().unwrap_or(Value::Null);
         let value = e.value_json().unwrap_or(Value::Null);
         let entry = comparable(&e.topic, &key, &value, &e.headers);
-        topics.entry(e.topic.clone()).or_default().push(entry);
+        topics.entry(e.topic.to_string()).or_default().push(entry);
     }
     topics
 }

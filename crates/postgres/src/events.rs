@@ -9,6 +9,7 @@
 //! each event and serializing it was most of the connector's time.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::catalog::Table;
 use crate::error::{Error, Result};
@@ -27,7 +28,7 @@ pub const VERSION: &str = concat!("eddy-", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
     /// `<environment>.<schema>.<table>`.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// The primary-key struct's JSON, `None` for a table without one.
     pub key: Option<Vec<u8>>,
     /// The envelope's JSON; `None` for the tombstone after a delete.
@@ -70,7 +71,7 @@ pub struct Position {
 #[derive(Debug, Clone)]
 pub struct CapturedTable {
     pub table: Table,
-    topic: String,
+    topic: Arc<str>,
     /// `"name":` of each column, with the comma before it for all but the first.
     fields: Vec<Vec<u8>>,
     /// `,"schema":…,"table":…,"txId":` of the `source` block.
@@ -161,7 +162,8 @@ impl Encoder {
             topic: format!(
                 "{}.{}.{}",
                 self.environment, table.name.schema, table.name.name
-            ),
+            )
+            .into(),
             table,
             fields,
             source_table,
