@@ -211,7 +211,10 @@ fn float(out: &mut Vec<u8>, text: &str) -> Option<()> {
 /// none), `string` its text, `double` a number.
 fn numeric(out: &mut Vec<u8>, text: &str, scale: Option<u32>, mode: DecimalMode) -> Option<()> {
     match mode {
-        DecimalMode::String => return Some(string(out, text)),
+        DecimalMode::String => {
+            string(out, text);
+            return Some(());
+        }
         DecimalMode::Double => return float(out, text),
         DecimalMode::Precise => {}
     }
