@@ -77,11 +77,17 @@ impl Connector {
             } else {
                 STATUS_INTERVAL
             };
-            let message = match tokio::time::timeout(silence, self.replication.next()).await {
-                Ok(message) => message?,
-                Err(_) => {
-                    self.confirm(confirmed, dropped.is_some()).await?;
-                    continue;
+            // A message already read needs no timer (arming one per message showed in the
+            // profile).
+            let message = if waiting {
+                self.replication.next().await?
+            } else {
+                match tokio::time::timeout(silence, self.replication.next()).await {
+                    Ok(message) => message?,
+                    Err(_) => {
+                        self.confirm(confirmed, dropped.is_some()).await?;
+                        continue;
+                    }
                 }
             };
             let Some(message) = message else {
