@@ -1,13 +1,16 @@
 //! The API over `oneshot` requests: bad requests are refused with a named problem and create
 //! nothing; connectors go to a local server speaking the Kafka Connect REST API. Callers,
 //! tokens and tenancy in `auth`, one output topic per job in `output_topic`, hostile input
-//! in `hostile`.
+//! in `hostile`, the OpenAPI document against the router in `openapi`, the schemas of other
+//! crates' types in `wire`.
 
 mod auth;
 mod edge;
 mod hostile;
 mod metrics;
+mod openapi;
 mod output_topic;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
