@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzes `eddy serve` through its own OpenAPI document with schemathesis (PyPI), in three
+# Fuzzes `eddy serve` through its own OpenAPI document with schemathesis (PyPI), in four
 # passes: without a credential, with environment A's token aimed at environment B's job,
-# connector and tokens, and as the admin. Checks: no 5xx, every status, content type and
+# connector and tokens, as the admin, and as the admin aimed at A's (its job paused,
+# resumed, deleted, its tokens issued and revoked). Checks: no 5xx, every status, content type and
 # body as the document states, 401 without a credential, and nothing of B shown to A (see
 # tests/fuzz/hooks.py). Prints the requests tried and the failures per pass; exits non-zero
 # on any failure. The server runs over tansu (in memory); Debezium is not needed
 # (external connectors). The binary is $EDDY, else target/debug/eddy (built if missing).
-# $EDDY_FUZZ_EXAMPLES bounds the examples per operation (default 25).
+# $EDDY_FUZZ_EXAMPLES bounds the examples per operation (default 40).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -86,29 +87,38 @@ job() {
   json_of connectionString "postgresql://app:secret@db.internal:5432/$1" environmentId "$1" \
     schema "$schema" sqlQuery "SELECT status, COUNT(*) AS $2 FROM orders GROUP BY status"
 }
-call "$token_a" /createJob "$(job a orders_total)" >/dev/null
+job_a=$(call "$token_a" /createJob "$(job a orders_total)" | field '["id"]')
 job_b=$(call "$token_b" /createJob "$(job b "$marker")" | field '["id"]')
 token_id_b=$(curl -sf "$base/v1/environments/b/tokens" -H "Authorization: Bearer $token_b" \
   | field '[0]["tokenId"]')
 
-# A's passes aim every environment, job, connector and token parameter at B's.
-cat >"$work/tenant.toml" <<TOML
+token_id_a=$(curl -sf "$base/v1/environments/a/tokens" -H "Authorization: Bearer $token_a" \
+  | field '[0]["tokenId"]')
+
+# Every environment, job, connector and token parameter aimed at one environment's: B's
+# for A's token, A's for the admin's last pass.
+aim() {
+  local environment=$1 job=$2 token_id=$3
+  cat <<TOML
 [[operations]]
 include-path-regex = "^/v1/environments/"
-parameters = { "path.id" = "b", "path.tokenId" = "$token_id_b" }
+parameters = { "path.id" = "$environment", "path.tokenId" = "$token_id" }
 
 [[operations]]
 include-path-regex = "^/(jobStatus|v1/jobs)/"
-parameters = { "path.id" = "$job_b" }
+parameters = { "path.id" = "$job" }
 
 [[operations]]
 include-path-regex = "^/v1/connectors/"
-parameters = { "path.name" = "b-connector" }
+parameters = { "path.name" = "$environment-connector" }
 
 [[operations]]
 include-path-regex = "^/(createConnector|createJob|deleteJob|jobStatus|v1/jobs|v1/connectors/test)$"
-parameters = { "query.environmentId" = "b", "body.environmentId" = "b" }
+parameters = { "query.environmentId" = "$environment", "body.environmentId" = "$environment" }
 TOML
+}
+aim b "$job_b" "$token_id_b" >"$work/tenant.toml"
+aim a "$job_a" "$token_id_a" >"$work/admin-on-a.toml"
 touch "$work/none.toml"
 
 counts="$work/counts.ndjson"
@@ -121,7 +131,7 @@ run_pass() {
     SCHEMATHESIS_HOOKS=hooks PYTHONPATH=tests/fuzz \
     "$venv/bin/st" --config-file "$config" run "$base/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,eddy_tenancy,eddy_authentication \
-    --max-examples "${EDDY_FUZZ_EXAMPLES:-25}" --phases examples,coverage,fuzzing \
+    --max-examples "${EDDY_FUZZ_EXAMPLES:-40}" --phases examples,coverage,fuzzing \
     --workers 2 --seed 16 --no-color --suppress-health-check all \
     --report junit --report-junit-path "$work/$name.xml" "$@"; then
     failed=1
@@ -130,23 +140,27 @@ run_pass() {
 run_pass anonymous "$work/none.toml"
 run_pass tenant "$work/tenant.toml" -H "Authorization: Bearer $token_a"
 run_pass admin "$work/none.toml" -H "Authorization: Bearer $admin"
+run_pass admin-on-a "$work/admin-on-a.toml" -H "Authorization: Bearer $admin"
 
 python3 - "$counts" "$work" <<'PY'
 import collections, json, sys, xml.etree.ElementTree as ET
 requests = collections.Counter()
+statuses = collections.defaultdict(collections.Counter)
 for line in open(sys.argv[1]):
     entry = json.loads(line)
     if entry["kind"] == "request":
         requests[entry["pass"]] += 1
+        statuses[entry["pass"]][entry["detail"]] += 1
 total_failures = 0
-for name in ["anonymous", "tenant", "admin"]:
+for name in ["anonymous", "tenant", "admin", "admin-on-a"]:
     try:
         root = ET.parse(f"{sys.argv[2]}/{name}.xml").getroot()
         failures = len(root.findall(".//failure")) + len(root.findall(".//error"))
     except (OSError, ET.ParseError):
         failures = "no report"
     total_failures += failures if isinstance(failures, int) else 1
-    print(f"schemathesis {name}: {requests[name]} requests, {failures} failures")
+    answered = ", ".join(f"{status}: {n}" for status, n in sorted(statuses[name].items()))
+    print(f"schemathesis {name}: {requests[name]} requests, {failures} failures ({answered})")
 print(f"schemathesis: {sum(requests.values())} requests, {total_failures} failures")
 PY
 

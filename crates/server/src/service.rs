@@ -30,16 +30,22 @@ use eddy_postgres::preflight::Report;
 #[serde(rename_all = "camelCase")]
 pub struct CreateJob {
     /// The source database: a PostgreSQL or MySQL URL, or libpq's `key=value` form.
+    #[schema(example = "postgresql://app:secret@127.0.0.1:1/shop")]
     pub connection_string: Option<String>,
     /// The environment (a legal Kafka topic name); an environment's token acts for its own.
+    #[schema(example = "shop")]
     pub environment_id: Option<String>,
     /// The Prisma schema of the source tables.
+    #[schema(example = "model Order {\n  id BigInt @id\n  status String?\n  @@map(\"orders\")\n}")]
     pub schema: Option<String>,
     /// One `SELECT` over the schema's tables.
+    #[schema(example = "SELECT status, COUNT(*) AS orders FROM orders GROUP BY status")]
     pub sql_query: Option<String>,
     /// `debezium` (the default), `debezium-u` or `upsert`.
+    #[schema(example = "upsert")]
     pub format: Option<String>,
     /// The topic the results go to; the environment's first job defaults to `environmentId`.
+    #[schema(example = "shop.orders-by-status")]
     pub output_topic: Option<String>,
 }
 
@@ -48,8 +54,10 @@ pub struct CreateJob {
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
     /// The source database: a PostgreSQL or MySQL URL, or libpq's `key=value` form.
+    #[schema(example = "postgresql://app:secret@127.0.0.1:1/shop")]
     pub connection_string: Option<String>,
     /// The environment (a legal Kafka topic name); an environment's token acts for its own.
+    #[schema(example = "shop")]
     pub environment_id: Option<String>,
 }
 
