@@ -37,17 +37,20 @@ fn keys(value: impl Serialize) -> BTreeSet<String> {
         .collect()
 }
 
-fn values<S: PartialSchema>() -> BTreeSet<Value> {
+fn values<S: PartialSchema>() -> BTreeSet<String> {
     (schema_of::<S>()["enum"].as_array())
         .expect("an enum schema")
         .iter()
-        .cloned()
+        .map(|v| v.as_str().expect("a string value").to_string())
         .collect()
 }
 
-fn serialized<T: Serialize>(variants: impl IntoIterator<Item = T>) -> BTreeSet<Value> {
+fn serialized<T: Serialize>(variants: impl IntoIterator<Item = T>) -> BTreeSet<String> {
     (variants.into_iter())
-        .map(|v| serde_json::to_value(v).unwrap())
+        .map(|v| match serde_json::to_value(v).unwrap() {
+            Value::String(name) => name,
+            other => panic!("{other} is not a name"),
+        })
         .collect()
 }
 
