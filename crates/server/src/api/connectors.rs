@@ -24,10 +24,7 @@ use crate::service::{ConnectorView, Environment, Service};
 /// Called by the admin, the answer carries a new token for the environment.
 #[utoipa::path(
     post, path = "/createConnector", tag = "seed",
-    request_body(content(
-        (Environment = "application/json"),
-        (Environment = "application/x-www-form-urlencoded"),
-    )),
+    request_body = Environment,
     responses(
         (status = 201, description = "The connector; a token for the environment when the admin called", body = ConnectorCreated),
         (status = 502, description = "`connect_failed`, `postgres_failed`: the connector could not be registered", body = ErrorBody),
@@ -67,10 +64,7 @@ pub async fn list_connectors(
 /// fail, and its reason.
 #[utoipa::path(
     post, path = "/v1/connectors/test", tag = "connectors",
-    request_body(content(
-        (Environment = "application/json"),
-        (Environment = "application/x-www-form-urlencoded"),
-    )),
+    request_body = Environment,
     responses((status = 200, description = "Every check, pass or fail", body = PreflightReport)),
 )]
 pub async fn test_connector(

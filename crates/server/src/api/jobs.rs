@@ -24,10 +24,7 @@ use crate::supervisor::JobView;
 /// Called by the admin for an environment without a token, the answer carries one.
 #[utoipa::path(
     post, path = "/createJob", tag = "seed",
-    request_body(content(
-        (CreateJob = "application/json"),
-        (CreateJob = "application/x-www-form-urlencoded"),
-    )),
+    request_body = CreateJob,
     responses(
         (status = 201, description = "The job, created and started; a token when its environment had none", body = JobCreated),
         (status = 409, description = "`output_topic_in_use`: another live job writes the output topic", body = ErrorBody),
@@ -50,10 +47,7 @@ pub async fn create_job(
 /// Deletes every job of the environment and its connector.
 #[utoipa::path(
     post, path = "/deleteJob", tag = "seed",
-    request_body(content(
-        (Environment = "application/json"),
-        (Environment = "application/x-www-form-urlencoded"),
-    )),
+    request_body = Environment,
     responses(
         (status = 201, description = "The environment's jobs, deleted", body = JobsDeleted),
         (status = 404, description = "`not_found`: the environment has no job", body = ErrorBody),

@@ -1,10 +1,11 @@
 //! The OpenAPI 3.1 document of every route, generated from the handlers' annotations and
 //! the typed bodies, and served at `GET /openapi.json` without a credential.
 //!
-//! Three things are added to what the annotations say: the `v1` aliases of seed
-//! operations (one handler, two paths), the bearer security scheme, and the failures the
-//! edge and the extractors answer on any route (`401`, `403`, `429`, `503`, and `400` and
-//! `413` for input), each with the one error shape.
+//! Four things are added to what the annotations say: the `v1` aliases of seed operations
+//! (one handler, two paths), form fields beside JSON for every request body, the bearer
+//! security scheme, and the failures the edge and the extractors answer on any route
+//! (`401`, `403`, `429`, `503`, and `400` and `413` for input), each with the one error
+//! shape.
 
 use std::sync::LazyLock;
 
@@ -51,7 +52,7 @@ use super::{connectors, jobs, metrics, tokens};
         serve,
     ),
     components(schemas(super::ErrorCode)),
-    modifiers(&Aliases, &Bearer, &EdgeFailures),
+    modifiers(&Aliases, &FormBodies, &Bearer, &EdgeFailures),
     security(("bearer" = [])),
     tags(
         (name = "seed", description = "The seed service's endpoints, as it named them"),
@@ -99,6 +100,22 @@ impl Modify for Aliases {
         let status = operation(paths, "/jobStatus/{id}", |item| &item.get, "get_v1_job");
         paths.get_mut("/v1/jobs").expect("listed").post = Some(create);
         paths.get_mut("/v1/jobs/{id}").expect("annotated").get = Some(status);
+    }
+}
+
+/// Every body is read as JSON or as form fields (`Fields`), as the seed service read it.
+struct FormBodies;
+
+impl Modify for FormBodies {
+    fn modify(&self, openapi: &mut Document) {
+        let bodies = (openapi.paths.paths.values_mut())
+            .flat_map(|item| [&mut item.post, &mut item.delete])
+            .flatten()
+            .filter_map(|operation| operation.request_body.as_mut());
+        for body in bodies {
+            let json = body.content["application/json"].clone();
+            (body.content).insert("application/x-www-form-urlencoded".to_string(), json);
+        }
     }
 }
 

@@ -114,6 +114,14 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_the_methods_it_s
                     "{method} {path} {failure}"
                 );
             }
+            if let Some(body) = operation.get("requestBody") {
+                let types: Vec<&String> = body["content"].as_object().unwrap().keys().collect();
+                assert_eq!(
+                    types,
+                    ["application/json", "application/x-www-form-urlencoded"],
+                    "{method} {path}"
+                );
+            }
             if is_public(operation) {
                 assert_eq!(status, StatusCode::OK, "{method} {path}");
                 continue;
