@@ -61,64 +61,10 @@ pids+=($!)
 wait_for "$port" "eddy serve"
 base="http://127.0.0.1:$port"
 
-# Environments A and B, each with a connector and a job; B's query carries a marker that
-# no answer to A may show.
+# Environments A and B, each with a connector and a job, and the configurations aimed at
+# them (tests/fuzz/setup.py).
 marker=b_only_marker_$RANDOM
-schema='model Order {
-  id     BigInt  @id
-  status String?
-  @@map("orders")
-}'
-call() {
-  local token=$1 path=$2 body=$3
-  curl -sf -X POST "$base$path" -H "Authorization: Bearer $token" \
-    -H 'content-type: application/json' -d "$body"
-}
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
-json_of() {
-  python3 -c 'import json, sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' "$@"
-}
-environment() {
-  json_of connectionString "postgresql://app:secret@db.internal:5432/$1" environmentId "$1"
-}
-token_a=$(call "$admin" /createConnector "$(environment a)" | field '["token"]')
-token_b=$(call "$admin" /createConnector "$(environment b)" | field '["token"]')
-job() {
-  json_of connectionString "postgresql://app:secret@db.internal:5432/$1" environmentId "$1" \
-    schema "$schema" sqlQuery "SELECT status, COUNT(*) AS $2 FROM orders GROUP BY status"
-}
-job_a=$(call "$token_a" /createJob "$(job a orders_total)" | field '["id"]')
-job_b=$(call "$token_b" /createJob "$(job b "$marker")" | field '["id"]')
-token_id_b=$(curl -sf "$base/v1/environments/b/tokens" -H "Authorization: Bearer $token_b" \
-  | field '[0]["tokenId"]')
-
-token_id_a=$(curl -sf "$base/v1/environments/a/tokens" -H "Authorization: Bearer $token_a" \
-  | field '[0]["tokenId"]')
-
-# Every environment, job, connector and token parameter aimed at one environment's: B's
-# for A's token, A's for the admin's last pass.
-aim() {
-  local environment=$1 job=$2 token_id=$3
-  cat <<TOML
-[[operations]]
-include-path-regex = "^/v1/environments/"
-parameters = { "path.id" = "$environment", "path.tokenId" = "$token_id" }
-
-[[operations]]
-include-path-regex = "^/(jobStatus|v1/jobs)/"
-parameters = { "path.id" = "$job" }
-
-[[operations]]
-include-path-regex = "^/v1/connectors/"
-parameters = { "path.name" = "$environment-connector" }
-
-[[operations]]
-include-path-regex = "^/(createConnector|createJob|deleteJob|jobStatus|v1/jobs|v1/connectors/test)$"
-parameters = { "query.environmentId" = "$environment", "body.environmentId" = "$environment" }
-TOML
-}
-aim b "$job_b" "$token_id_b" >"$work/tenant.toml"
-aim a "$job_a" "$token_id_a" >"$work/admin-on-a.toml"
+token_a=$(python3 tests/fuzz/setup.py "$base" "$admin" "$marker" "$work")
 touch "$work/none.toml"
 
 counts="$work/counts.ndjson"
