@@ -1,5 +1,6 @@
-"""Prepares `eddy serve` for tests/fuzz/schemathesis.sh: environments A and B, each with a
-connector and a job (B's query carries a marker no answer to A may show), and the
+"""Prepares `eddy serve` for tests/fuzz/schemathesis.sh: environments A and B, each with
+Eddy's own connector on $EDDY_FUZZ_POSTGRES and a job (B's query carries a marker no answer
+to A may show), and the
 schemathesis configurations that aim every environment, job, connector and token parameter
 at one environment: B's for A's token (`tenant.toml`), A's for the admin (`admin-on-a.toml`).
 
@@ -7,6 +8,7 @@ Usage: setup.py BASE_URL ADMIN_TOKEN MARKER WORK_DIR; prints A's token.
 """
 
 import json
+import os
 import sys
 import urllib.request
 
@@ -25,7 +27,7 @@ def call(token, path, body=None):
 
 
 def onboard(environment, column):
-    connection = f"postgresql://app:secret@127.0.0.1:1/{environment}"
+    connection = os.environ["EDDY_FUZZ_POSTGRES"]
     token = call(admin, "/createConnector",
                  {"connectionString": connection, "environmentId": environment})["token"]
     job = call(token, "/createJob", {
@@ -50,11 +52,11 @@ parameters = {{ "path.id" = "{job}" }}
 
 [[operations]]
 include-path-regex = "^/v1/connectors/"
-parameters = {{ "path.name" = "{environment}-connector" }}
+parameters = {{ "path.name" = "{environment}-connector", "query.schema" = "public", "query.table" = "orders" }}
 
 [[operations]]
 include-path-regex = "^/(createConnector|createJob|deleteJob|jobStatus|v1/jobs|v1/connectors/test)$"
-parameters = {{ "query.environmentId" = "{environment}", "body.environmentId" = "{environment}" }}
+parameters = {{ "query.environmentId" = "{environment}", "body.environmentId" = "{environment}", "body.connectionString" = "{os.environ['EDDY_FUZZ_POSTGRES']}" }}
 """
 
 
