@@ -40,8 +40,11 @@ def onboard(environment, column):
     return token, job, token_id
 
 
+NO_CACHE = "[cache]\nenabled = false\n"
+
+
 def aimed_at(environment, job, token_id):
-    return f"""
+    return NO_CACHE + f"""
 [[operations]]
 include-path-regex = "^/v1/environments/"
 parameters = {{ "path.id" = "{environment}", "path.tokenId" = "{token_id}" }}
