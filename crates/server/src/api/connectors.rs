@@ -81,7 +81,6 @@ pub async fn test_connector(
     params(("name" = String, Path, description = "The connector's name, `<environmentId>-connector`")),
     responses(
         (status = 200, description = "The connector", body = PgConnectorView),
-        (status = 404, description = "`not_found`: no such connector runs here", body = ErrorBody),
     ),
 )]
 pub async fn get_connector(
@@ -101,7 +100,6 @@ pub async fn get_connector(
     params(("name" = String, Path, description = "The connector's name, `<environmentId>-connector`")),
     responses(
         (status = 200, description = "The connector, deleted", body = ConnectorDeleted),
-        (status = 404, description = "`not_found`: no such connector runs here", body = ErrorBody),
         (status = 409, description = "`conflict`: stopped, but its slot or publication stays", body = ErrorBody),
     ),
 )]
@@ -167,7 +165,6 @@ fn required_query(field: &str, value: Option<String>) -> Result<String, ApiError
     params(("name" = String, Path, description = "The connector's name")),
     responses(
         (status = 200, description = "The schemas that hold tables", body = Vec<String>),
-        (status = 404, description = "`not_found`: no such connector runs here", body = ErrorBody),
         (status = 502, description = "`postgres_failed`: the database could not be read", body = ErrorBody),
     ),
 )]

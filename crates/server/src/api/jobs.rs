@@ -80,7 +80,6 @@ pub async fn delete_job(
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job", body = JobBody),
-        (status = 404, description = "`not_found`: no such job", body = ErrorBody),
     ),
 )]
 pub async fn job_status(
@@ -162,7 +161,6 @@ pub async fn list_jobs(
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job, deleted", body = JobBody),
-        (status = 404, description = "`not_found`: no such job", body = ErrorBody),
     ),
 )]
 pub async fn remove_job(
@@ -179,7 +177,6 @@ pub async fn remove_job(
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job, paused", body = JobBody),
-        (status = 404, description = "`not_found`: no such job", body = ErrorBody),
         (status = 409, description = "`conflict`: the job is canceled", body = ErrorBody),
     ),
 )]
@@ -197,7 +194,6 @@ pub async fn pause_job(
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job, running", body = JobBody),
-        (status = 404, description = "`not_found`: no such job", body = ErrorBody),
         (status = 409, description = "`conflict`: the job is canceled", body = ErrorBody),
     ),
 )]

@@ -4,14 +4,14 @@
 //! Four things are added to what the annotations say: the `v1` aliases of seed operations
 //! (one handler, two paths), form fields beside JSON for every request body, the bearer
 //! security scheme, and the failures the edge and the extractors answer on any route
-//! (`401`, `403`, `429`, `503`, and `400` and `413` for input), each with the one error
-//! shape.
+//! (`401`, `403`, `429`, `503`; `400` and `413` for input; `404` for a path naming nothing),
+//! each with the one error shape.
 
 use std::sync::LazyLock;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref};
@@ -139,9 +139,9 @@ impl Modify for Bearer {
 /// which operations it applies to.
 type Failure = (&'static str, &'static str, fn(&Operation) -> bool);
 
-/// What the edge and the extractors answer, on the operations each applies to; an
-/// operation's own annotation, where it has one for the status, is kept.
-const EDGE_FAILURES: [Failure; 6] = [
+/// What the edge, the extractors and any lookup by path answer, on the operations each
+/// applies to; an operation's own annotation, where it has one for the status, is kept.
+const EDGE_FAILURES: [Failure; 7] = [
     (
         "400",
         "`invalid_request`, `invalid_schema`, `invalid_query`: a missing or wrong field, \
@@ -157,6 +157,11 @@ const EDGE_FAILURES: [Failure; 6] = [
         "403",
         "`forbidden`: another environment's resource, or an `Origin` not allowed",
         |_| true,
+    ),
+    (
+        "404",
+        "`not_found`: no such job, connector or token (of the environment) as the path names",
+        |op| (op.parameters.iter().flatten()).any(|p| matches!(p.parameter_in, ParameterIn::Path)),
     ),
     ("413", "`payload_too_large`: a body over 2 MiB", |op| {
         op.request_body.is_some()
