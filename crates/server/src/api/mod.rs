@@ -32,8 +32,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
 
-pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
-pub use openapi::document;
+pub use error::ApiError;
 pub use tokens::TOKEN_HEADER;
 
 use crate::error::Error;

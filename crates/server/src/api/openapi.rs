@@ -51,7 +51,7 @@ use super::{connectors, jobs, metrics, tokens};
         super::healthz,
         serve,
     ),
-    components(schemas(super::ErrorCode)),
+    components(schemas(super::error::ErrorCode)),
     modifiers(&Aliases, &FormBodies, &Bearer, &EdgeFailures),
     security(("bearer" = [])),
     tags(
@@ -65,7 +65,7 @@ use super::{connectors, jobs, metrics, tokens};
 struct ApiDoc;
 
 /// The document, as the service serves it.
-pub fn document() -> Document {
+fn document() -> Document {
     ApiDoc::openapi()
 }
 
