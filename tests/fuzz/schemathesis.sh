@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzes `eddy serve` through its own OpenAPI document with schemathesis (PyPI), in five
-# passes: without a credential, with environment A's token aimed at environment B's job,
-# connector and tokens, as the admin aimed at A's (its job paused and resumed, its
-# connector's catalog read, its tokens issued), as the admin deleting A's, and as the admin. Checks: no 5xx, every status, content type and
-# body as the document states, 401 without a credential, and nothing of B shown to A (see
-# tests/fuzz/hooks.py). Prints the requests tried and the failures per pass; exits non-zero
-# on any failure. The server runs over tansu (in memory) and a PostgreSQL of its own, which
-# Eddy's own connectors read (Debian's postgresql, or $EDDY_PG_BIN). The binary is $EDDY, else target/debug/eddy (built if missing).
-# $EDDY_FUZZ_EXAMPLES bounds the examples per operation (default 40).
+# passes: without a credential; with environment A's token aimed at environment B's job,
+# connector and tokens; as the admin aimed at A's (its job paused and resumed, its
+# connector's catalog read, its tokens issued); as the admin deleting A's; and as the admin.
+# Checks: no 5xx, every status, content type and body as the document states, 401 without a
+# credential, and nothing of B shown to A (tests/fuzz/hooks.py). Prints the requests tried,
+# their statuses and the failures per pass; exits non-zero on any failure.
+#
+# The server runs over tansu (in memory) and a PostgreSQL of its own that Eddy's connectors
+# read (Debian's postgresql, or $EDDY_PG_BIN). The binary is $EDDY, else target/debug/eddy
+# (built if missing); $EDDY_FUZZ_EXAMPLES bounds the examples per operation (default 40).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
