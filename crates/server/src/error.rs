@@ -14,6 +14,9 @@ pub enum Error {
     },
     #[error("{0} not found")]
     NotFound(String),
+    /// A route that exists, asked with a method it does not serve.
+    #[error("{0} is not served; see /openapi.json")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     /// The output topic asked for is already written by another live job.

@@ -3,8 +3,10 @@
 //!
 //! # Layout
 //!
-//! - [`api`]: the HTTP endpoints (`router`), bodies as JSON or form fields, errors as
-//!   status + stable code; the edge in front of them (request ids, time limits, CORS).
+//! - [`api`]: the HTTP endpoints (`router`), bodies as JSON or form fields, answers as typed
+//!   structs ([`api::wire`]) that the OpenAPI document (`GET /openapi.json`) is generated
+//!   from, errors as status + stable code; the edge in front of them (request ids, time
+//!   limits, CORS, rate limits).
 //! - [`auth`]: the admin credential and environment tokens, and what each caller may touch.
 //! - [`service`]: what the endpoints do: validate everything, then create.
 //! - [`connection`]: connection strings, their redaction, and Debezium connector settings.

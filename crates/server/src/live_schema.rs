@@ -1,6 +1,6 @@
 //! A job's Prisma schema checked against the live catalog when the connector is Eddy's own:
 //! every field of a table the query reads must be a column of that table, of a type the
-//! field's Arrow type can hold.
+//! field's Arrow type can hold; a database it cannot read is a `400` on `connectionString`.
 
 use datafusion::arrow::datatypes::DataType;
 use eddy_engine::schema::{Catalog, TableDef};
@@ -26,7 +26,12 @@ pub async fn check(
                 eddy_postgres::Error::Postgres(m) if m.ends_with("does not exist") => {
                     Error::invalid("schema", format!("model `{}`: {m}", table.model))
                 }
-                other => Error::Postgres(other.to_string()),
+                // As the connector's preflight says of a database it cannot reach: the
+                // request's connection string is at fault, not this service.
+                other => Error::invalid(
+                    "connectionString",
+                    format!("the database's catalog cannot be read: {other}"),
+                ),
             })?;
         check_table(table, &columns, schema)?;
     }

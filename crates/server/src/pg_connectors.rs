@@ -15,10 +15,13 @@ use std::time::Duration;
 use eddy_kafka::change_topics::ChangeTopics;
 use eddy_postgres::PgConfig;
 use eddy_postgres::connector::{self, Settings, State, Status};
-use eddy_postgres::preflight::{self, Outcome, Report, Target};
+use eddy_postgres::preflight::{self, Report, Target};
 use eddy_postgres::values::Modes;
 use parking_lot::Mutex as Lock;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::wire::external::ConnectorStatusSchema;
 
 use crate::durable::{self, Readable};
 use crate::error::{Error, Result};
@@ -32,16 +35,19 @@ struct Running {
 }
 
 /// What the API shows of a connector: never the password.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PgConnectorView {
     pub name: String,
+    /// The connection string with its password replaced.
     pub connection: String,
+    /// The replication slot (and publication) it reads.
     pub slot: String,
-    /// WAL the slot keeps that the connector has not confirmed, in bytes; `None` when the
+    /// WAL the slot keeps that the connector has not confirmed, in bytes; `null` when the
     /// database cannot be asked.
     pub slot_lag_bytes: Option<i64>,
     #[serde(flatten)]
+    #[schema(value_type = ConnectorStatusSchema)]
     pub status: Status,
 }
 
@@ -259,13 +265,4 @@ async fn supervise(name: String, settings: Settings, brokers: String, status: Ar
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-}
-
-/// A preflight report as the API answers it.
-pub fn report_json(report: &Report) -> serde_json::Value {
-    serde_json::json!({
-        "ok": report.failure().is_none(),
-        "checks": report.checks,
-        "warnings": report.checks.iter().filter(|c| c.outcome == Outcome::Warn).count(),
-    })
 }

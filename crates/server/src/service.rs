@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use eddy_engine::schema::Catalog;
 use eddy_engine::{Format, JobSpec, Pipeline};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::{Auth, Caller, Issued};
 use crate::connect::ConnectClient;
@@ -25,27 +26,43 @@ use crate::supervisor::{JobView, Supervisor};
 use eddy_postgres::preflight::Report;
 
 /// The fields of `createJob` (and `POST /v1/jobs`), as the seed named them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateJob {
+    /// The source database: a PostgreSQL or MySQL URL, or libpq's `key=value` form.
+    #[schema(example = "postgresql://app:secret@127.0.0.1:1/shop")]
     pub connection_string: Option<String>,
+    /// The environment (a legal Kafka topic name); an environment's token acts for its own.
+    #[schema(example = "shop")]
     pub environment_id: Option<String>,
+    /// The Prisma schema of the source tables.
+    #[schema(example = "model Order {\n  id BigInt @id\n  status String?\n  @@map(\"orders\")\n}")]
     pub schema: Option<String>,
+    /// One `SELECT` over the schema's tables.
+    #[schema(example = "SELECT status, COUNT(*) AS orders FROM orders GROUP BY status")]
     pub sql_query: Option<String>,
+    /// `debezium` (the default), `debezium-u` or `upsert`.
+    #[schema(example = "upsert")]
     pub format: Option<String>,
+    /// The topic the results go to; the environment's first job defaults to `environmentId`.
+    #[schema(example = "shop.orders-by-status")]
     pub output_topic: Option<String>,
 }
 
 /// The fields of `createConnector` and `deleteJob`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
+    /// The source database: a PostgreSQL or MySQL URL, or libpq's `key=value` form.
+    #[schema(example = "postgresql://app:secret@127.0.0.1:1/shop")]
     pub connection_string: Option<String>,
+    /// The environment (a legal Kafka topic name); an environment's token acts for its own.
+    #[schema(example = "shop")]
     pub environment_id: Option<String>,
 }
 
 /// A connector and what Kafka Connect says of it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
 pub struct ConnectorView {
     pub name: String,
     /// Connect's state, `unmanaged` when the service has no Connect URL, `NOT_FOUND` or

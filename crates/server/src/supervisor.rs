@@ -52,7 +52,7 @@ impl Settings {
 }
 
 /// A job's state as the API reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobState {
     Created,

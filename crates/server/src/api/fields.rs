@@ -1,9 +1,11 @@
 //! `Fields<T>`: a request body read as JSON, as URL-encoded form fields or as multipart
-//! form fields, whichever its content type says, as the seed service accepted.
+//! form fields, whichever its content type says, as the seed service accepted; and
+//! `Params<T>`, a query string, whose failures are the API's `400` too.
 
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::{Form, Json};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -70,5 +72,24 @@ where
             )
         })?;
         Ok(Fields(fields))
+    }
+}
+
+/// A request's query parameters; a query string that does not read as `T` is a `400
+/// invalid_request` naming the problem.
+pub struct Params<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Params<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(params) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError(Error::invalid("query", e.body_text())))?;
+        Ok(Params(params))
     }
 }

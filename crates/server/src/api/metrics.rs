@@ -6,9 +6,37 @@
 //! registry first.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::Caller;
+use crate::service::Service;
 use crate::supervisor::{JobState, JobView};
+
+/// The jobs the caller may see (the admin: all; an environment's token: its own), and the
+/// process, for Prometheus.
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus' text format 0.0.4",
+        content_type = "text/plain", body = String)),
+)]
+pub async fn metrics_of_visible_jobs(
+    State(service): State<Arc<Service>>,
+    caller: Caller,
+) -> Response {
+    let jobs: Vec<JobView> = (service.supervisor().list().into_iter())
+        .filter(|job| caller.sees(&job.definition.environment_id))
+        .collect();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        exposition(&jobs),
+    )
+        .into_response()
+}
 
 /// A per-job family: its name after `eddy_job_`, its type, its help, and a job's value at
 /// a moment (milliseconds since the Unix epoch); `None` leaves the job out of it.

@@ -26,7 +26,7 @@ struct Stored {
 }
 
 /// What the API shows of a token after its issue: never its secret.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub token_id: String,

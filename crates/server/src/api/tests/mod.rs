@@ -1,13 +1,16 @@
 //! The API over `oneshot` requests: bad requests are refused with a named problem and create
 //! nothing; connectors go to a local server speaking the Kafka Connect REST API. Callers,
 //! tokens and tenancy in `auth`, one output topic per job in `output_topic`, hostile input
-//! in `hostile`.
+//! in `hostile`, the OpenAPI document against the router in `openapi`, the schemas of other
+//! crates' types in `wire`.
 
 mod auth;
 mod edge;
 mod hostile;
 mod metrics;
+mod openapi;
 mod output_topic;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +65,11 @@ fn fixture(connect: Option<&str>) -> Fixture {
 }
 
 fn fixture_with(connect: Option<&str>, auth: Auth) -> Fixture {
+    fixture_of(connect, auth, true)
+}
+
+/// A fixture whose PostgreSQL connectors are `external` (run elsewhere) or Eddy's own.
+fn fixture_of(connect: Option<&str>, auth: Auth, external: bool) -> Fixture {
     let data_dir = std::env::temp_dir().join(format!("eddy-api-{:x}", rand::random::<u64>()));
     let settings = Settings {
         batch_max: 100,
@@ -76,8 +84,11 @@ fn fixture_with(connect: Option<&str>, auth: Auth) -> Fixture {
         connect.map(ConnectClient::new),
         "127.0.0.1:1".into(),
         auth,
-    )
-    .with_external_connectors();
+    );
+    let service = match external {
+        true => service.with_external_connectors(),
+        false => service,
+    };
     Fixture {
         router: crate::router(Arc::new(service)),
         data_dir,
@@ -545,6 +556,29 @@ async fn unreachable_connect_is_a_bad_gateway_and_creates_no_job() {
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::BAD_GATEWAY, Some("connect_failed")),
+        "{body}"
+    );
+    let (_, jobs) = send(&fixture.router, get_request("/v1/jobs")).await;
+    assert_eq!(jobs, json!([]));
+}
+
+/// Found by schemathesis: a `502` where createConnector's preflight says `400` of the same
+/// connection string.
+#[tokio::test]
+async fn an_unreachable_database_is_a_bad_connection_string_and_creates_no_job() {
+    let admin = Admin::given(ADMIN).unwrap();
+    let auth = Auth::with_tokens(admin, TokenStore::in_memory());
+    let fixture = fixture_of(None, auth, false);
+    let mut fields = job_fields(&[]);
+    fields["connectionString"] = json!(format!("postgresql://app:{PASSWORD}@127.0.0.1:1/shop"));
+    let (status, body) = send(&fixture.router, json_request("POST", "/createJob", &fields)).await;
+    assert_eq!(
+        (status, &body["error"]["code"], &body["error"]["field"]),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!("invalid_request"),
+            &json!("connectionString")
+        ),
         "{body}"
     );
     let (_, jobs) = send(&fixture.router, get_request("/v1/jobs")).await;
