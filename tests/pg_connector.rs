@@ -669,3 +669,80 @@ fn a_slot_that_lost_its_wal_fails_the_connector() {
     assert!(error.is_permanent(), "{error}");
     assert!(error.to_string().contains("wal_status = lost"), "{error}");
 }
+
+/// A connector that failed for good (here: a captured table dropped) is still `FAILED`
+/// with its reason after `eddy serve` restarts, instead of streaming on past the loss, and
+/// deleting it drops its slot: the documented way to a new snapshot.
+#[test]
+fn a_connector_failed_for_good_stays_failed_across_a_restart() {
+    const ENVIRONMENT: &str = "doomed";
+    let broker = Broker::start();
+    let pg = PgServer::start_logical();
+    pg.rows(
+        "postgres",
+        "CREATE TABLE gone (id int PRIMARY KEY); INSERT INTO gone VALUES (1), (2)",
+    );
+    let dir = TempDir::new();
+    let mut server = Server::start(
+        &broker.address,
+        &dir.path().join("data"),
+        &[("EDDY_EXTERNAL_CONNECTORS", "false")],
+    );
+    let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/postgres", pg.port());
+    let (code, body) = server.post_form(
+        "/createConnector",
+        &[
+            ("connectionString", connection.as_str()),
+            ("environmentId", ENVIRONMENT),
+        ],
+    );
+    assert!(code < 300, "createConnector: {code} {body}");
+    let path = format!("/v1/connectors/{ENVIRONMENT}-connector");
+    let state_of = |server: &Server, wanted: &str| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (code, view) = server.get(&path);
+            assert_eq!(code, 200, "{view}");
+            if view["state"] == wanted {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "never {wanted}: {view}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    state_of(&server, "STREAMING");
+    pg.rows("postgres", "DROP TABLE gone");
+    let failed = state_of(&server, "FAILED");
+    assert!(
+        failed["error"].as_str().unwrap_or("").contains("gone"),
+        "{failed}"
+    );
+
+    // The status shows FAILED as the connector stops; the definition on disk says so a
+    // moment later.
+    let stored = dir
+        .path()
+        .join(format!("data/connectors/{ENVIRONMENT}-connector.json"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stored).unwrap().contains("\"failed\"") {
+        assert!(Instant::now() < deadline, "the failure was not recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    server.kill();
+    server.restart();
+    let (code, after) = server.get(&path);
+    assert_eq!(code, 200, "{after}");
+    assert_eq!(after["state"], "FAILED", "restarted: {after}");
+    assert_eq!(after["error"], failed["error"], "restarted: {after}");
+    let active = pg.rows(
+        "postgres",
+        "SELECT count(*) FROM pg_replication_slots WHERE active",
+    );
+    assert_eq!(active, vec![vec!["0".to_string()]], "the slot is read again");
+
+    let (code, body) = server.delete(&path);
+    assert!(code < 300, "delete: {code} {body}");
+    let slots = pg.rows("postgres", "SELECT count(*) FROM pg_replication_slots");
+    assert_eq!(slots, vec![vec!["0".to_string()]], "the slot was kept");
+}

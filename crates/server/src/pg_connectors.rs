@@ -5,7 +5,9 @@
 //! A connector must log in again after a restart, so its definition, connection string
 //! and password included, is kept in `<data-dir>/connectors/<name>.json`, readable by the
 //! service's user only (as Kafka Connect keeps a connector's configuration). Nothing else
-//! stores, logs or answers the password.
+//! stores, logs or answers the password. A connector that failed for good (it needs a new
+//! snapshot) is kept `FAILED` there too, so a restart shows the reason instead of
+//! streaming on past the loss.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,8 @@ use crate::error::{Error, Result};
 /// A running connector.
 struct Running {
     status: Arc<Mutex<Status>>,
-    task: tokio::task::JoinHandle<()>,
+    /// `None` for a connector that failed for good before this process started.
+    task: Option<tokio::task::JoinHandle<()>>,
     postgres: PgConfig,
     slot: String,
 }
@@ -66,6 +69,9 @@ struct Stored {
     name: String,
     environment: String,
     connection_string: String,
+    /// Why the connector failed for good, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
 }
 
 /// How long a failed connector waits before it starts again, at most.
@@ -96,14 +102,18 @@ impl PgConnectors {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let stored: Stored = std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                .ok_or_else(|| Error::Registry(format!("{} is not a connector", path.display())))?;
+            let stored = read_stored(&path)?;
             let postgres = PgConfig::parse(&stored.connection_string)
                 .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;
-            self.start(&stored.name, &postgres, &stored.environment, brokers);
-            resumed += 1;
+            match stored.failed {
+                Some(reason) => {
+                    self.keep_failed(&stored.name, &postgres, &stored.environment, reason)
+                }
+                None => {
+                    self.start(&stored.name, &postgres, &stored.environment, brokers);
+                    resumed += 1;
+                }
+            }
         }
         Ok(resumed)
     }
@@ -116,11 +126,27 @@ impl PgConnectors {
             name: name.to_string(),
             environment: environment.to_string(),
             connection_string: connection_string.to_string(),
+            failed: None,
         };
-        let path = store.join(format!("{name}.json"));
-        let bytes = serde_json::to_vec(&stored).expect("a connector serializes");
-        durable::write(&path, &bytes, Readable::OwnerOnly)
-            .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))
+        write_stored(&store.join(format!("{name}.json")), &stored)
+    }
+
+    /// Shows a connector that failed for good before a restart, without starting it.
+    fn keep_failed(&self, name: &str, postgres: &PgConfig, environment: &str, reason: String) {
+        let status = Status {
+            state: State::Failed,
+            error: Some(reason),
+            ..Status::default()
+        };
+        self.running.lock().insert(
+            name.to_string(),
+            Running {
+                status: Arc::new(Mutex::new(status)),
+                task: None,
+                postgres: postgres.clone(),
+                slot: connector::replication_name(environment),
+            },
+        );
     }
 
     /// Runs the preflight checks of an environment's connector.
@@ -174,17 +200,22 @@ impl PgConnectors {
             modes: Modes::default(),
             temporary_slot: false,
         };
+        let record = self
+            .store
+            .as_ref()
+            .map(|store| store.join(format!("{name}.json")));
         let task = tokio::spawn(supervise(
             name.to_string(),
             settings,
             brokers.to_string(),
             Arc::clone(&status),
+            record,
         ));
         running.insert(
             name.to_string(),
             Running {
                 status,
-                task,
+                task: Some(task),
                 postgres: postgres.clone(),
                 slot: connector::replication_name(environment),
             },
@@ -230,7 +261,9 @@ impl PgConnectors {
         let Some(connector) = self.running.lock().remove(name) else {
             return Ok(false);
         };
-        connector.task.abort();
+        if let Some(task) = &connector.task {
+            task.abort();
+        }
         if let Some(store) = &self.store {
             let path = store.join(format!("{name}.json"));
             std::fs::remove_file(&path)
@@ -244,8 +277,15 @@ impl PgConnectors {
 }
 
 /// Runs a connector until it is aborted, starting it again after each failure that a
-/// restart can mend; one that needs a new snapshot leaves it `FAILED` with the reason.
-async fn supervise(name: String, settings: Settings, brokers: String, status: Arc<Mutex<Status>>) {
+/// restart can mend; one that needs a new snapshot leaves it `FAILED` with the reason,
+/// recorded in its stored definition (`record`) so that a restart keeps it so.
+async fn supervise(
+    name: String,
+    settings: Settings,
+    brokers: String,
+    status: Arc<Mutex<Status>>,
+    record: Option<PathBuf>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let outcome = match ChangeTopics::new(&brokers) {
@@ -253,11 +293,18 @@ async fn supervise(name: String, settings: Settings, brokers: String, status: Ar
             Err(e) => Err(eddy_postgres::Error::Sink(e.to_string())),
         };
         if let Err(e) = outcome {
-            let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
-            status.state = State::Failed;
-            status.error = Some(e.to_string());
+            {
+                let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
+                status.state = State::Failed;
+                status.error = Some(e.to_string());
+            }
             if e.is_permanent() {
                 tracing::error!(connector = %name, error = %e, "connector failed for good");
+                if let Some(path) = &record
+                    && let Err(failure) = record_failure(path, &e.to_string())
+                {
+                    tracing::error!(connector = %name, error = %failure, "cannot record the failure");
+                }
                 return;
             }
             tracing::error!(connector = %name, error = %e, "connector failed; starting again");
@@ -265,4 +312,24 @@ async fn supervise(name: String, settings: Settings, brokers: String, status: Ar
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Marks a stored connector as failed for good, with the reason.
+fn record_failure(path: &Path, reason: &str) -> Result<()> {
+    let mut stored = read_stored(path)?;
+    stored.failed = Some(reason.to_string());
+    write_stored(path, &stored)
+}
+
+fn read_stored(path: &Path) -> Result<Stored> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Error::Registry(format!("{} is not a connector", path.display())))
+}
+
+fn write_stored(path: &Path, stored: &Stored) -> Result<()> {
+    let bytes = serde_json::to_vec(stored).expect("a connector serializes");
+    durable::write(path, &bytes, Readable::OwnerOnly)
+        .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))
 }
