@@ -724,7 +724,10 @@ fn a_connector_failed_for_good_stays_failed_across_a_restart() {
         .path()
         .join(format!("data/connectors/{ENVIRONMENT}-connector.json"));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&stored).unwrap().contains("\"failed\"") {
+    while !std::fs::read_to_string(&stored)
+        .unwrap()
+        .contains("\"failed\"")
+    {
         assert!(Instant::now() < deadline, "the failure was not recorded");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -739,7 +742,11 @@ fn a_connector_failed_for_good_stays_failed_across_a_restart() {
         "postgres",
         "SELECT count(*) FROM pg_replication_slots WHERE active",
     );
-    assert_eq!(active, vec![vec!["0".to_string()]], "the slot is read again");
+    assert_eq!(
+        active,
+        vec![vec!["0".to_string()]],
+        "the slot is read again"
+    );
 
     let (code, body) = server.delete(&path);
     assert!(code < 300, "delete: {code} {body}");

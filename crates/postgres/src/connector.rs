@@ -177,7 +177,7 @@ pub async fn drop_replication(postgres: &PgConfig, name: &str) -> Result<()> {
 }
 
 /// How many snapshot rows are fetched, and go to the sink, at once.
-const SNAPSHOT_BATCH: usize = 8192;
+const SNAPSHOT_BATCH: usize = 32768;
 /// How many streamed events go to the sink at most at once: a bigger transaction goes in
 /// parts (its commit confirmed after the last), so its size does not bound memory.
 const STREAM_BATCH: usize = 8192;
