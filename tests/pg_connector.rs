@@ -31,7 +31,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-fn preflight(config: &PgConfig, tables: Option<&[TableName]>) -> Report {
+pub(crate) fn preflight(config: &PgConfig, tables: Option<&[TableName]>) -> Report {
     let target = Target {
         slot: "eddy_test",
         publication: "eddy_test",
@@ -40,7 +40,7 @@ fn preflight(config: &PgConfig, tables: Option<&[TableName]>) -> Report {
     runtime().block_on(preflight::run(config, &target))
 }
 
-fn outcome<'a>(report: &'a Report, name: &str) -> (&'a Outcome, &'a str) {
+pub(crate) fn outcome<'a>(report: &'a Report, name: &str) -> (&'a Outcome, &'a str) {
     let check = report
         .checks
         .iter()

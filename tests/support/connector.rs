@@ -48,8 +48,13 @@ pub fn config(pg: &PgServer, user: &str, db: &str) -> PgConfig {
 impl InProcess {
     /// Starts the connector of `environment` on database `db`.
     pub fn start(pg: &PgServer, db: &str, environment: &str, modes: Modes) -> InProcess {
+        InProcess::start_with(config(pg, "postgres", db), environment, modes)
+    }
+
+    /// Starts the connector of `environment` with the connection settings `postgres`.
+    pub fn start_with(postgres: PgConfig, environment: &str, modes: Modes) -> InProcess {
         let settings = Settings {
-            postgres: config(pg, "postgres", db),
+            postgres,
             environment: environment.into(),
             modes,
             temporary_slot: false,

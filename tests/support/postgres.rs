@@ -191,7 +191,7 @@ pub struct PgServer {
 
 impl PgServer {
     pub fn start() -> PgServer {
-        PgServer::start_with("")
+        PgServer::start_with("", |_, _| {})
     }
 
     /// A server that logical-replication clients (Debezium) can stream changes from.
@@ -201,13 +201,45 @@ impl PgServer {
 
     /// A logical-replication server with `extra_options` (`-c name=value` each) besides.
     pub fn start_logical_with(extra_options: &str) -> PgServer {
-        PgServer::start_with(&format!(
-            " -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 {extra_options}"
-        ))
+        PgServer::start_with(&logical(extra_options), |_, _| {})
     }
 
-    /// `extra_options` are added to the server's command line (`-c name=value` each).
-    fn start_with(extra_options: &str) -> PgServer {
+    /// A logical-replication server that takes TCP connections over TLS only, with the
+    /// server certificate of `certificates`: the `postgres` superuser logs in without a
+    /// password (for the test's own psql), `cert_user` with a client certificate the root
+    /// signed, every other role with SCRAM-SHA-256.
+    pub fn start_tls(certificates: &Certificates) -> PgServer {
+        let options = logical(&format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
+            certificates.server_cert.display(),
+            certificates.server_key.display(),
+            certificates.root.display()
+        ));
+        PgServer::start_with(&options, |server, data| {
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\n\
+                 hostssl all postgres 127.0.0.1/32 trust\n\
+                 hostssl all cert_user 127.0.0.1/32 cert\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("writing pg_hba.conf");
+            if server.as_postgres {
+                must(
+                    Command::new("chown")
+                        .args(["-R", "postgres:"])
+                        .arg(data.join("pg_hba.conf"))
+                        .arg(&certificates.dir),
+                    "chown of pg_hba.conf and the certificates",
+                );
+            }
+        })
+    }
+
+    /// `extra_options` are added to the server's command line (`-c name=value` each);
+    /// `prepare` runs once the cluster's data directory (its second argument) exists.
+    fn start_with(extra_options: &str, prepare: impl FnOnce(&PgServer, &Path)) -> PgServer {
         let bin = pg_bin_dir();
         let as_postgres = std::fs::metadata("/proc/self")
             .map(|m| m.uid() == 0)
@@ -240,6 +272,7 @@ impl PgServer {
             "--no-sync",
         ]);
         must(&mut initdb, "initdb");
+        prepare(&server, &data);
         // A port that was free a moment ago can be taken before the server binds it: try again
         // with another one.
         let mut last_error = String::new();
@@ -402,6 +435,123 @@ impl Drop for PgServer {
             let _ = stop.status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The command-line options of a logical-replication server, with `extra_options`.
+fn logical(extra_options: &str) -> String {
+    format!(
+        " -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 {extra_options}"
+    )
+}
+
+/// Certificates made with the `openssl` command for one test: a root, a server
+/// certificate it signed for `localhost` (not for `127.0.0.1`), a client certificate it
+/// signed for the role `cert_user`, and a second root that signed nothing the server shows.
+pub struct Certificates {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub other_root: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl Certificates {
+    /// Makes them in `dir`, which must exist.
+    pub fn new(dir: &Path) -> Certificates {
+        let dir = dir.join("tls");
+        std::fs::create_dir_all(&dir).expect("creating the certificates' directory");
+        let openssl = |args: &[&str]| {
+            must(
+                Command::new("openssl").args(args).current_dir(&dir),
+                &format!("openssl {}", args.join(" ")),
+            )
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for (name, subject) in [
+            ("root", "/CN=eddy test root"),
+            ("other_root", "/CN=eddy other root"),
+        ] {
+            let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+            openssl(
+                &[
+                    &[
+                        "req", "-x509", "-days", "2", "-subj", subject, "-keyout", &key, "-out",
+                        &cert,
+                    ][..],
+                    &ec[..],
+                    &[
+                        "-addext",
+                        "basicConstraints=critical,CA:TRUE",
+                        "-addext",
+                        "keyUsage=critical,keyCertSign,cRLSign",
+                    ][..],
+                ]
+                .concat(),
+            );
+        }
+        for (name, subject, extensions) in [
+            (
+                "server",
+                "/CN=localhost",
+                "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "/CN=cert_user", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let (key, request, ext, cert) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.ext"),
+                format!("{name}.crt"),
+            );
+            openssl(
+                &[
+                    &["req", "-subj", subject, "-keyout", &key, "-out", &request][..],
+                    &ec[..],
+                ]
+                .concat(),
+            );
+            std::fs::write(dir.join(&ext), extensions).expect("writing a certificate's extensions");
+            openssl(&[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &request,
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ]);
+        }
+        let mut permissions = std::fs::metadata(dir.join("server.key"))
+            .unwrap()
+            .permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+        std::fs::set_permissions(dir.join("server.key"), permissions).unwrap();
+        Certificates {
+            root: dir.join("root.pem"),
+            other_root: dir.join("other_root.pem"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+            dir,
+        }
     }
 }
 

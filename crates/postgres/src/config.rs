@@ -5,6 +5,7 @@
 //! name the part that is wrong and never repeat the password.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -45,6 +46,61 @@ impl SslMode {
     pub fn allows_plaintext(self) -> bool {
         matches!(self, SslMode::Disable | SslMode::Allow | SslMode::Prefer)
     }
+
+    /// The mode as libpq spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// libpq's `channel_binding`: whether SCRAM must bind itself to the TLS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelBinding {
+    Disable,
+    /// Bind when the server offers SCRAM-SHA-256-PLUS over TLS (libpq's default).
+    #[default]
+    Prefer,
+    /// Refuse to log in any other way than SCRAM-SHA-256-PLUS.
+    Require,
+}
+
+impl ChannelBinding {
+    fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "disable" => ChannelBinding::Disable,
+            "prefer" => ChannelBinding::Prefer,
+            "require" => ChannelBinding::Require,
+            other => {
+                return Err(Error::ConnectionString(format!(
+                    "channel_binding `{other}` is not one of disable, prefer, require"
+                )));
+            }
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ChannelBinding::Disable => "disable",
+            ChannelBinding::Prefer => "prefer",
+            ChannelBinding::Require => "require",
+        }
+    }
+}
+
+/// The files TLS reads: libpq's `sslrootcert` (a PEM file, or `system`), `sslcert` and
+/// `sslkey` (a client certificate and its key, both PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    pub root_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// A parsed PostgreSQL connection string.
@@ -56,6 +112,8 @@ pub struct PgConfig {
     password: String,
     pub dbname: String,
     pub sslmode: SslMode,
+    pub tls_files: TlsFiles,
+    pub channel_binding: ChannelBinding,
     pub application_name: Option<String>,
     pub connect_timeout: Option<Duration>,
 }
@@ -116,18 +174,25 @@ impl PgConfig {
     /// connector keeps to log in again after a restart).
     pub fn to_key_values(&self) -> String {
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
-        let mode = serde_json::to_value(self.sslmode)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         let mut text = format!(
-            "host={} port={} user={} password={} dbname={} sslmode={mode}",
+            "host={} port={} user={} password={} dbname={} sslmode={} channel_binding={}",
             quote(&self.host),
             self.port,
             quote(&self.user),
             quote(&self.password),
-            quote(&self.dbname)
+            quote(&self.dbname),
+            self.sslmode.name(),
+            self.channel_binding.name(),
         );
+        for (key, path) in [
+            ("sslrootcert", &self.tls_files.root_cert),
+            ("sslcert", &self.tls_files.cert),
+            ("sslkey", &self.tls_files.key),
+        ] {
+            if let Some(path) = path {
+                text.push_str(&format!(" {key}={}", quote(&path.to_string_lossy())));
+            }
+        }
         if let Some(name) = &self.application_name {
             text.push_str(&format!(" application_name={}", quote(name)));
         }
@@ -155,26 +220,20 @@ impl PgConfig {
             .map(|(name, value)| format!("-c {name}={value}"))
             .collect();
         config.options(options.join(" "));
-        // Only plaintext sessions are opened (see `check_tls`), which `prefer` falls back to.
-        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        // What the TLS session checks is `Tls`'s business; this only says whether to ask.
+        config.ssl_mode(match self.sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
+        });
+        config.channel_binding(match self.channel_binding {
+            ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+            ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+            ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+        });
         config
-    }
-
-    /// Refuses a mode that needs TLS: this build connects without it, and silently
-    /// downgrading a `require` would send the password in the clear.
-    pub fn check_tls(&self) -> Result<()> {
-        if self.sslmode.allows_plaintext() {
-            Ok(())
-        } else {
-            Err(Error::ConnectionString(format!(
-                "sslmode `{}` needs TLS, which Eddy's PostgreSQL connector does not speak yet \
-                 (use sslmode=disable or prefer, or a TLS tunnel)",
-                serde_json::to_value(self.sslmode)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            )))
-        }
     }
 }
 
@@ -186,6 +245,10 @@ struct Builder {
     password: Option<String>,
     dbname: Option<String>,
     sslmode: Option<String>,
+    sslrootcert: Option<String>,
+    sslcert: Option<String>,
+    sslkey: Option<String>,
+    channel_binding: Option<String>,
     application_name: Option<String>,
     connect_timeout: Option<String>,
 }
@@ -199,12 +262,17 @@ impl Builder {
             "password" => &mut self.password,
             "dbname" => &mut self.dbname,
             "sslmode" => &mut self.sslmode,
+            "sslrootcert" => &mut self.sslrootcert,
+            "sslcert" => &mut self.sslcert,
+            "sslkey" => &mut self.sslkey,
+            "channel_binding" => &mut self.channel_binding,
             "application_name" => &mut self.application_name,
             "connect_timeout" => &mut self.connect_timeout,
             other => {
                 return Err(Error::ConnectionString(format!(
                     "unknown parameter `{other}` (known: host, port, user, password, dbname, \
-                     sslmode, application_name, connect_timeout)"
+                     sslmode, sslrootcert, sslcert, sslkey, channel_binding, application_name, \
+                     connect_timeout)"
                 )));
             }
         };
@@ -250,10 +318,24 @@ impl Builder {
             password: self.password.unwrap_or_default(),
             dbname,
             sslmode,
+            tls_files: TlsFiles {
+                root_cert: path(self.sslrootcert),
+                cert: path(self.sslcert),
+                key: path(self.sslkey),
+            },
+            channel_binding: match self.channel_binding {
+                None => ChannelBinding::default(),
+                Some(binding) => ChannelBinding::parse(&binding)?,
+            },
             application_name: self.application_name,
             connect_timeout,
         })
     }
+}
+
+/// A file parameter; empty is unset, as in libpq.
+fn path(value: Option<String>) -> Option<PathBuf> {
+    value.filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// Decodes `%XX` escapes; `+` is a plus sign (URLs are not form bodies).
@@ -424,7 +506,6 @@ mod tests {
         assert_eq!(c.password(), "it's a+b&c@d");
         assert_eq!((c.host.as_str(), c.port), ("db.internal", 6000));
         assert_eq!(c.sslmode, SslMode::Require);
-        assert!(c.check_tls().unwrap_err().to_string().contains("require"));
     }
 
     #[test]

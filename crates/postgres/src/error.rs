@@ -6,6 +6,9 @@ pub enum Error {
     /// A connection string that cannot be used; the detail never repeats the password.
     #[error("connection string: {0}")]
     ConnectionString(String),
+    /// TLS cannot be set up: a certificate or key file, or a host name TLS cannot check.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The server could not be reached, refused us, or answered an error.
     #[error("postgres: {0}")]
     Postgres(String),
@@ -44,12 +47,20 @@ impl From<std::io::Error> for Error {
 }
 
 /// A tokio-postgres error with the server's own message when there is one (its `Display`
-/// says only "db error").
+/// says only "db error"), else with its causes (its `Display` says only "error performing
+/// TLS handshake", not which certificate check failed).
 pub fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 impl Error {

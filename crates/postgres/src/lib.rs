@@ -4,6 +4,8 @@
 //! # Layout
 //!
 //! - [`config`]: connection strings in URL and `key=value` form, percent-decoded exactly.
+//! - [`tls`]: `sslmode` and its certificate files over rustls, for both kinds of
+//!   connection, with SCRAM's channel binding.
 //! - [`preflight`]: every check a connector needs before anything is created, each with
 //!   its own reason.
 //! - [`replication`]: the walsender connection (login, replication commands, the CopyBoth
@@ -26,8 +28,9 @@ pub mod lsn;
 pub mod pgoutput;
 pub mod preflight;
 pub mod replication;
+pub mod tls;
 pub mod values;
 
-pub use config::{PgConfig, SslMode};
+pub use config::{ChannelBinding, PgConfig, SslMode, TlsFiles};
 pub use error::{Error, Result, describe};
 pub use lsn::Lsn;

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::net::TcpStream;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::config::PgConfig;
 use crate::error::describe;
+use crate::tls::{SessionTls, Tls};
 
 /// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,17 +102,26 @@ const AFTER_LOGIN: &[&str] = &[
 /// Runs every check.
 pub async fn run(config: &PgConfig, target: &Target<'_>) -> Report {
     let mut report = Report { checks: Vec::new() };
-    if let Err(e) = config.check_tls() {
-        report.push("sslmode", Outcome::Fail, e.to_string());
-        report.skip_rest(&["reachable", "authenticated"], "sslmode");
-        report.skip_rest(AFTER_LOGIN, "sslmode");
-        return report;
+    match Tls::of(config) {
+        Err(e) => {
+            report.push("sslmode", Outcome::Fail, e.to_string());
+            report.skip_rest(&["reachable", "authenticated"], "sslmode");
+            report.skip_rest(AFTER_LOGIN, "sslmode");
+            return report;
+        }
+        Ok(tls) => {
+            let what = match (&tls, config.sslmode.allows_plaintext()) {
+                (None, _) => "without TLS".to_string(),
+                (Some(tls), true) => format!("TLS if the server offers it ({})", tls.verification),
+                (Some(tls), false) => format!("TLS only ({})", tls.verification),
+            };
+            report.push(
+                "sslmode",
+                Outcome::Pass,
+                format!("sslmode={}: {what}", config.sslmode.name()),
+            );
+        }
     }
-    report.push(
-        "sslmode",
-        Outcome::Pass,
-        "a connection without TLS is allowed",
-    );
     let address = (config.host.as_str(), config.port);
     match tokio::time::timeout(REACH_TIMEOUT, TcpStream::connect(address)).await {
         Ok(Ok(_)) => report.push(
@@ -136,11 +146,12 @@ pub async fn run(config: &PgConfig, target: &Target<'_>) -> Report {
     }
     let client = match connect(config).await {
         Ok(client) => {
+            let over = session_encryption(&client).await;
             report.push(
                 "authenticated",
                 Outcome::Pass,
                 format!(
-                    "logged in as `{}` to database `{}`",
+                    "logged in as `{}` to database `{}` {over}",
                     config.user, config.dbname
                 ),
             );
@@ -162,11 +173,27 @@ pub async fn run(config: &PgConfig, target: &Target<'_>) -> Report {
     report
 }
 
-/// A SQL session on the connection string's database.
+/// How the session is carried, from the server's own view (`pg_stat_ssl`).
+async fn session_encryption(client: &Client) -> String {
+    let query = "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    match client.query_opt(query, &[]).await {
+        Ok(Some(row)) if row.get::<_, bool>(0) => {
+            format!(
+                "over {}",
+                row.get::<_, Option<String>>(1).unwrap_or_default()
+            )
+        }
+        Ok(Some(_)) => "without TLS".to_string(),
+        _ => "(whether over TLS is unknown)".to_string(),
+    }
+}
+
+/// A SQL session on the connection string's database, over TLS as `sslmode` says.
 pub(crate) async fn connect(config: &PgConfig) -> Result<Client, String> {
+    let tls = Tls::of(config).map_err(|e| e.to_string())?;
     let (client, connection) = config
         .session()
-        .connect(NoTls)
+        .connect(SessionTls(tls))
         .await
         .map_err(|e| describe(&e))?;
     tokio::spawn(async move {
@@ -447,7 +474,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sslmode_require_fails_before_connecting() {
+    async fn verify_full_without_root_certificates_fails_before_connecting() {
         let config = PgConfig::parse("host=h user=u dbname=d sslmode=verify-full").unwrap();
         let report = run(&config, &ANY_TABLE).await;
         let failure = report.failure().unwrap();

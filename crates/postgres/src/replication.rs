@@ -2,18 +2,21 @@
 //! the CopyBoth stream of WAL data and keepalives.
 //!
 //! tokio-postgres cannot carry the CopyBoth sub-protocol, so this speaks the wire protocol
-//! itself over a TCP stream, with `postgres-protocol` (tokio-postgres' own codec crate) for
-//! the frontend messages and the MD5 and SCRAM-SHA-256 exchanges.
+//! itself over a TCP stream (TLS per `sslmode`, from [`tls`](crate::tls)), with
+//! `postgres-protocol` (tokio-postgres' own codec crate) for the frontend messages and the
+//! MD5 and SCRAM-SHA-256(-PLUS) exchanges.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
-use crate::config::PgConfig;
+use crate::config::{ChannelBinding, PgConfig};
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
+use crate::tls::{Tls, end_point_binding};
 use crate::values::SESSION_SETTINGS;
 
 /// What the server sends while streaming.
@@ -30,19 +33,23 @@ pub type TextRow = Vec<Option<String>>;
 
 /// A logged-in walsender session.
 pub struct ReplicationConnection {
-    stream: TcpStream,
+    stream: Transport,
     read: BytesMut,
     write: BytesMut,
 }
 
-/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// The connection under the protocol: plain TCP, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
 
-impl ReplicationConnection {
-    /// Connects and logs in with the connection string's credentials.
-    pub async fn connect(config: &PgConfig) -> Result<Self> {
-        config.check_tls()?;
-        let stream = TcpStream::connect((config.host.as_str(), config.port))
+impl Transport {
+    /// TCP, then TLS when `sslmode` asks for it and the server accepts (an SSLRequest
+    /// answered `S`); a server that answers `N` is refused unless the mode allows plaintext.
+    async fn open(config: &PgConfig) -> Result<Transport> {
+        let tls = Tls::of(config)?;
+        let mut stream = TcpStream::connect((config.host.as_str(), config.port))
             .await
             .map_err(|e| {
                 Error::Postgres(format!(
@@ -51,8 +58,71 @@ impl ReplicationConnection {
                 ))
             })?;
         stream.set_nodelay(true)?;
+        let Some(tls) = tls else {
+            return Ok(Transport::Plain(stream));
+        };
+        let mut request = BytesMut::new();
+        frontend::ssl_request(&mut request);
+        stream.write_all(&request).await?;
+        let mut answer = [0u8; 1];
+        stream.read_exact(&mut answer).await?;
+        match answer[0] {
+            b'S' => {
+                let stream = tls.handshake(stream).await.map_err(|e| {
+                    Error::Tls(format!(
+                        "the TLS handshake with {}:{} failed: {e}",
+                        config.host, config.port
+                    ))
+                })?;
+                Ok(Transport::Tls(Box::new(stream)))
+            }
+            b'N' if config.sslmode.allows_plaintext() => Ok(Transport::Plain(stream)),
+            b'N' => Err(Error::Tls(format!(
+                "sslmode={} but {}:{} does not accept TLS connections",
+                config.sslmode.name(),
+                config.host,
+                config.port
+            ))),
+            other => Err(Error::Protocol(format!(
+                "the server answered an SSLRequest with {other:#04x}"
+            ))),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(stream) => stream.write_all(bytes).await,
+            Transport::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+        }
+    }
+
+    async fn read_buf(&mut self, buffer: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.read_buf(buffer).await,
+            Transport::Tls(stream) => stream.read_buf(buffer).await,
+        }
+    }
+
+    /// SCRAM's `tls-server-end-point` binding, when the session is TLS and has one.
+    fn channel_binding(&self) -> Option<Vec<u8>> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(stream) => end_point_binding(stream),
+        }
+    }
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+impl ReplicationConnection {
+    /// Connects and logs in with the connection string's credentials.
+    pub async fn connect(config: &PgConfig) -> Result<Self> {
         let mut connection = ReplicationConnection {
-            stream,
+            stream: Transport::open(config).await?,
             read: BytesMut::with_capacity(64 * 1024),
             write: BytesMut::new(),
         };
@@ -83,6 +153,17 @@ impl ReplicationConnection {
             match tag {
                 b'R' => {
                     let code = body.get_i32();
+                    // Under `require`, SCRAM only starts bound (see `scram_mechanism`).
+                    if matches!(code, 0 | 3 | 5)
+                        && scram.is_none()
+                        && config.channel_binding == ChannelBinding::Require
+                    {
+                        return Err(Error::Postgres(
+                            "channel_binding=require, but the server logs in without SCRAM \
+                             (trust, password or md5 authentication)"
+                                .into(),
+                        ));
+                    }
                     match code {
                         0 => {}
                         3 => {
@@ -98,18 +179,10 @@ impl ReplicationConnection {
                         }
                         10 => {
                             let mechanisms = String::from_utf8_lossy(&body).to_string();
-                            if !mechanisms.split('\0').any(|m| m == sasl::SCRAM_SHA_256) {
-                                return Err(Error::Postgres(format!(
-                                    "the server offers no SASL mechanism Eddy speaks ({})",
-                                    mechanisms.replace('\0', " ").trim()
-                                )));
-                            }
-                            let exchange = sasl::ScramSha256::new(
-                                password,
-                                sasl::ChannelBinding::unsupported(),
-                            );
+                            let (mechanism, binding) = self.scram_mechanism(config, &mechanisms)?;
+                            let exchange = sasl::ScramSha256::new(password, binding);
                             frontend::sasl_initial_response(
-                                sasl::SCRAM_SHA_256,
+                                mechanism,
                                 exchange.message(),
                                 &mut self.write,
                             )?;
@@ -140,6 +213,43 @@ impl ReplicationConnection {
                 // ParameterStatus, BackendKeyData, notices.
                 _ => {}
             }
+        }
+    }
+
+    /// The SASL mechanism and channel binding to log in with, as libpq chooses them:
+    /// SCRAM-SHA-256-PLUS bound to the TLS session when the server offers it; otherwise
+    /// SCRAM-SHA-256, telling the server (`y`) when we could have bound, so that a
+    /// man in the middle who strips the `-PLUS` offer is caught.
+    fn scram_mechanism(
+        &self,
+        config: &PgConfig,
+        offered: &str,
+    ) -> Result<(&'static str, sasl::ChannelBinding)> {
+        let offers = |name: &str| offered.split('\0').any(|m| m == name);
+        let binding = match config.channel_binding {
+            ChannelBinding::Disable => None,
+            _ => self.stream.channel_binding(),
+        };
+        match binding {
+            Some(hash) if offers(sasl::SCRAM_SHA_256_PLUS) => Ok((
+                sasl::SCRAM_SHA_256_PLUS,
+                sasl::ChannelBinding::tls_server_end_point(hash),
+            )),
+            _ if config.channel_binding == ChannelBinding::Require => Err(Error::Postgres(
+                "channel_binding=require, but the server does not offer SCRAM-SHA-256-PLUS \
+                 over this TLS session"
+                    .into(),
+            )),
+            Some(_) if offers(sasl::SCRAM_SHA_256) => {
+                Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested()))
+            }
+            None if offers(sasl::SCRAM_SHA_256) => {
+                Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported()))
+            }
+            _ => Err(Error::Postgres(format!(
+                "the server offers no SASL mechanism Eddy speaks ({})",
+                offered.replace('\0', " ").trim()
+            ))),
         }
     }
 

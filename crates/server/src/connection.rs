@@ -171,14 +171,29 @@ impl Connection {
         let extra = match self.dialect {
             Dialect::Postgres => {
                 let name = replication_name(environment);
-                json!({
+                let mut postgres = json!({
                     "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
                     "database.dbname": self.database,
                     "plugin.name": "pgoutput",
                     "slot.name": name,
                     "publication.name": name,
                     "publication.autocreate.mode": "all_tables",
-                })
+                });
+                if let Some(config) = &self.postgres {
+                    // The files are read where Kafka Connect runs, as the same paths.
+                    let tls = postgres.as_object_mut().expect("a JSON object literal");
+                    tls.insert("database.sslmode".into(), config.sslmode.name().into());
+                    for (key, path) in [
+                        ("database.sslrootcert", &config.tls_files.root_cert),
+                        ("database.sslcert", &config.tls_files.cert),
+                        ("database.sslkey", &config.tls_files.key),
+                    ] {
+                        if let Some(path) = path {
+                            tls.insert(key.into(), path.to_string_lossy().into());
+                        }
+                    }
+                }
+                postgres
             }
             // The options that keep MySQL's values exact: BIGINT UNSIGNED as a decimal (not a
             // wrapping int64) and TIME as microseconds (not a Connect time of day, which is
@@ -214,6 +229,21 @@ mod tests {
         assert_eq!(config["database.password"], "s@cret");
         assert_eq!(config["slot.name"], "eddy_env_1");
         assert_eq!(config["topic.prefix"], "Env-1");
+        assert_eq!(config["database.sslmode"], "prefer");
+        assert!(config.get("database.sslrootcert").is_none());
+    }
+
+    #[test]
+    fn tls_settings_reach_debezium() {
+        let c = Connection::parse(
+            "postgresql://app:pw@db/shop?sslmode=verify-full&sslrootcert=/etc/ca.pem&sslcert=/c.crt&sslkey=/c.key",
+        )
+        .unwrap();
+        let config = c.connector_config("e", "k:9092", 1);
+        assert_eq!(config["database.sslmode"], "verify-full");
+        assert_eq!(config["database.sslrootcert"], "/etc/ca.pem");
+        assert_eq!(config["database.sslcert"], "/c.crt");
+        assert_eq!(config["database.sslkey"], "/c.key");
     }
 
     /// `+`, `&`, `@` and `:` in passwords, escaped or not, reach the connector exactly.
