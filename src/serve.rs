@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use eddy_server::auth::{Admin, Auth, TokenStore};
 use eddy_server::connect::ConnectClient;
+use eddy_server::sealed::SecretKey;
 use eddy_server::{EdgeOptions, Service, Settings, Supervisor, callers_of, with_edge};
 use serde::Deserialize;
 
@@ -84,6 +85,15 @@ pub struct ServeArgs {
     /// generated at first start.
     #[arg(long, env = "EDDY_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// The secret (at least 32 characters) whose key seals what connectors keep to log in
+    /// again (their passwords) under the data directory; better given as `EDDY_SECRET_KEY`
+    /// than on a command line. Without it, the key file is used.
+    #[arg(long, env = "EDDY_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// The file holding the secret key, generated (mode 0600) at first start when missing;
+    /// keep it outside the data directory [default: ~/.config/eddy/secret.key].
+    #[arg(long, env = "EDDY_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
     /// An origin (`https://ui.example.com`) whose pages may call the API with credentials;
     /// repeat it, or separate origins with commas. Requests from other origins are refused
     /// [default: none].
@@ -125,6 +135,8 @@ impl ServeArgs {
             poison_attempts: self.poison_attempts.or(file.poison_attempts),
             auth: self.auth.or(file.auth),
             admin_token: self.admin_token.or(file.admin_token),
+            secret_key: self.secret_key.or(file.secret_key),
+            secret_key_file: self.secret_key_file.or(file.secret_key_file),
             cors_origins: if self.cors_origins.is_empty() {
                 file.cors_origins
             } else {
@@ -168,6 +180,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         args.port.unwrap_or(7000),
     );
     let auth = authentication(args.auth, args.admin_token.as_deref(), &settings.data_dir)?;
+    let secret_key = secret_key(args.secret_key.as_deref(), args.secret_key_file)?;
     let connect = args.connect_url.as_deref().map(ConnectClient::new);
     let external_connectors = args.external_connectors;
     let edge_defaults = EdgeOptions::default();
@@ -185,7 +198,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let supervisor = Supervisor::new(settings.clone())?;
         let resumed = supervisor.resume_all()?;
         let mut service = Service::new(supervisor, connect, settings.brokers.clone(), auth)
-            .with_connector_store(&settings.data_dir)?;
+            .with_connector_store(&settings.data_dir, secret_key)?;
         if external_connectors {
             service = service.with_external_connectors();
         }
@@ -205,6 +218,29 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The key that seals connectors' passwords: the operator's secret, else the key file's
+/// (generated at first start; its place is logged then).
+fn secret_key(secret: Option<&str>, file: Option<PathBuf>) -> Result<SecretKey> {
+    if let Some(secret) = secret {
+        return SecretKey::from_secret(secret).context("EDDY_SECRET_KEY");
+    }
+    let path = match file {
+        Some(path) => path,
+        None => {
+            let config = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
+                .context("no HOME or XDG_CONFIG_HOME to keep the secret key in: set EDDY_SECRET_KEY or EDDY_SECRET_KEY_FILE")?;
+            config.join("eddy/secret.key")
+        }
+    };
+    let (key, generated) = SecretKey::stored_at(&path)?;
+    if generated {
+        tracing::warn!(path = %path.display(), "generated the secret key that seals connectors' passwords; keep it (and out of backups of the data directory): without it they cannot log in after a restart");
+    }
+    Ok(key)
 }
 
 /// How callers authenticate; says loudly when nobody has to.

@@ -670,11 +670,31 @@ fn a_slot_that_lost_its_wal_fails_the_connector() {
     assert!(error.to_string().contains("wal_status = lost"), "{error}");
 }
 
+/// The files under `dir` (recursively) whose bytes contain `secret`.
+fn files_holding(dir: &Path, secret: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, secret));
+        } else if std::fs::read(&path)
+            .unwrap()
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes())
+        {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
 /// A connector that failed for good (here: a captured table dropped) is still `FAILED`
 /// with its reason after `eddy serve` restarts, instead of streaming on past the loss, and
-/// deleting it drops its slot: the documented way to a new snapshot.
+/// deleting it drops its slot: the documented way to a new snapshot. The restart opens its
+/// sealed connection string again; no file under the data directory holds the password.
 #[test]
 fn a_connector_failed_for_good_stays_failed_across_a_restart() {
+    const PASSWORD: &str = "Sup3r-s3cret-Pw";
     const ENVIRONMENT: &str = "doomed";
     let broker = Broker::start();
     let pg = PgServer::start_logical();
@@ -688,7 +708,11 @@ fn a_connector_failed_for_good_stays_failed_across_a_restart() {
         &dir.path().join("data"),
         &[("EDDY_EXTERNAL_CONNECTORS", "false")],
     );
-    let connection = format!("postgresql://postgres:pw@127.0.0.1:{}/postgres", pg.port());
+    // (The server trusts local logins; the password is there to be kept secret.)
+    let connection = format!(
+        "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/postgres",
+        pg.port()
+    );
     let (code, body) = server.post_form(
         "/createConnector",
         &[
@@ -733,6 +757,10 @@ fn a_connector_failed_for_good_stays_failed_across_a_restart() {
     }
 
     server.kill();
+    assert_eq!(
+        files_holding(&dir.path().join("data"), PASSWORD),
+        Vec::<String>::new()
+    );
     server.restart();
     let (code, after) = server.get(&path);
     assert_eq!(code, 200, "{after}");

@@ -66,6 +66,11 @@ impl Server {
             // those of Eddy's own connector set this to `false`.
             .env("EDDY_EXTERNAL_CONNECTORS", "true")
             .env("EDDY_ADMIN_TOKEN", ADMIN_TOKEN)
+            // Beside the data directory, not in it (nor in the user's home).
+            .env(
+                "EDDY_SECRET_KEY_FILE",
+                self.data_dir.with_extension("secret.key"),
+            )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)

@@ -13,6 +13,8 @@
 //! - [`connect`]: the Kafka Connect REST client.
 //! - [`pg_connectors`]: Eddy's own PostgreSQL connectors, run in this process when there
 //!   is no Kafka Connect.
+//! - [`sealed`]: secrets at rest (a connector's password), encrypted with a key kept
+//!   outside the data directory.
 //! - [`registry`]: job definitions on disk (written as [`durable`] files are).
 //! - [`supervisor`]: a thread per job, restarts with backoff, stop with a checkpoint.
 
@@ -25,6 +27,7 @@ mod error;
 mod live_schema;
 pub mod pg_connectors;
 pub mod registry;
+pub mod sealed;
 pub mod service;
 pub mod supervisor;
 

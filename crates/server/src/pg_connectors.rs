@@ -2,10 +2,10 @@
 //! before anything is created, then snapshot and streaming into the change topics, retried
 //! with backoff while the status says why it stopped.
 //!
-//! A connector must log in again after a restart, so its definition, connection string
-//! and password included, is kept in `<data-dir>/connectors/<name>.json`, readable by the
-//! service's user only (as Kafka Connect keeps a connector's configuration). Nothing else
-//! stores, logs or answers the password. A connector that failed for good (it needs a new
+//! A connector must log in again after a restart, so its definition is kept in
+//! `<data-dir>/connectors/<name>.json` (readable by the service's user only), with the
+//! connection string, password included, sealed by a key kept outside the data directory
+//! ([`crate::sealed`]). Nothing else stores, logs or answers the password. A connector that failed for good (it needs a new
 //! snapshot) is kept `FAILED` there too, so a restart shows the reason instead of
 //! streaming on past the loss.
 
@@ -27,6 +27,7 @@ use crate::api::wire::external::ConnectorStatusSchema;
 
 use crate::durable::{self, Readable};
 use crate::error::{Error, Result};
+use crate::sealed::SecretKey;
 
 /// A running connector.
 struct Running {
@@ -58,8 +59,9 @@ pub struct PgConnectorView {
 #[derive(Default)]
 pub struct PgConnectors {
     running: Lock<HashMap<String, Running>>,
-    /// Where definitions are kept; `None`: in memory only.
-    store: Option<PathBuf>,
+    /// Where definitions are kept, and the key their connection strings are sealed with;
+    /// `None`: in memory only.
+    store: Option<(PathBuf, Arc<SecretKey>)>,
 }
 
 /// A connector as kept on disk.
@@ -68,7 +70,10 @@ pub struct PgConnectors {
 struct Stored {
     name: String,
     environment: String,
-    connection_string: String,
+    /// The connection string with its password replaced, for whoever reads the file.
+    connection: String,
+    /// The whole connection string, sealed with the secret key ([`SecretKey`]).
+    sealed_connection_string: String,
     /// Why the connector failed for good, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed: Option<String>,
@@ -78,20 +83,21 @@ struct Stored {
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl PgConnectors {
-    /// Connectors whose definitions are kept under `data_dir`.
-    pub fn stored_in(data_dir: &Path) -> Result<Self> {
+    /// Connectors whose definitions are kept under `data_dir`, their connection strings
+    /// sealed with `key`.
+    pub fn stored_in(data_dir: &Path, key: SecretKey) -> Result<Self> {
         let store = data_dir.join("connectors");
         std::fs::create_dir_all(&store)
             .map_err(|e| Error::Registry(format!("{}: {e}", store.display())))?;
         Ok(PgConnectors {
             running: Lock::default(),
-            store: Some(store),
+            store: Some((store, Arc::new(key))),
         })
     }
 
     /// Starts every stored connector again; returns how many.
     pub fn resume_all(&self, brokers: &str) -> Result<usize> {
-        let Some(store) = &self.store else {
+        let Some((store, key)) = &self.store else {
             return Ok(0);
         };
         let entries = std::fs::read_dir(store)
@@ -103,7 +109,10 @@ impl PgConnectors {
                 continue;
             }
             let stored = read_stored(&path)?;
-            let postgres = PgConfig::parse(&stored.connection_string)
+            let connection_string = key
+                .open(&stored.sealed_connection_string)
+                .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;
+            let postgres = PgConfig::parse(&connection_string)
                 .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;
             match stored.failed {
                 Some(reason) => {
@@ -118,14 +127,15 @@ impl PgConnectors {
         Ok(resumed)
     }
 
-    fn save(&self, name: &str, connection_string: &str, environment: &str) -> Result<()> {
-        let Some(store) = &self.store else {
+    fn save(&self, name: &str, postgres: &PgConfig, environment: &str) -> Result<()> {
+        let Some((store, key)) = &self.store else {
             return Ok(());
         };
         let stored = Stored {
             name: name.to_string(),
             environment: environment.to_string(),
-            connection_string: connection_string.to_string(),
+            connection: postgres.redacted(),
+            sealed_connection_string: key.seal(&postgres.to_key_values()),
             failed: None,
         };
         write_stored(&store.join(format!("{name}.json")), &stored)
@@ -182,7 +192,7 @@ impl PgConnectors {
         for warning in report.warnings() {
             tracing::warn!(connector = name, check = %warning.name, "{}", warning.reason);
         }
-        self.save(name, &postgres.to_key_values(), environment)?;
+        self.save(name, postgres, environment)?;
         self.start(name, postgres, environment, brokers);
         Ok(())
     }
@@ -203,7 +213,7 @@ impl PgConnectors {
         let record = self
             .store
             .as_ref()
-            .map(|store| store.join(format!("{name}.json")));
+            .map(|(store, _)| store.join(format!("{name}.json")));
         let task = tokio::spawn(supervise(
             name.to_string(),
             settings,
@@ -264,7 +274,7 @@ impl PgConnectors {
         if let Some(task) = &connector.task {
             task.abort();
         }
-        if let Some(store) = &self.store {
+        if let Some((store, _)) = &self.store {
             let path = store.join(format!("{name}.json"));
             std::fs::remove_file(&path)
                 .map_err(|e| Error::Registry(format!("{}: {e}", path.display())))?;

@@ -102,9 +102,14 @@ impl Service {
         }
     }
 
-    /// Keeps Eddy's own connectors under `data_dir`, so that a restart resumes them.
-    pub fn with_connector_store(mut self, data_dir: &std::path::Path) -> Result<Self> {
-        self.postgres = PgConnectors::stored_in(data_dir)?;
+    /// Keeps Eddy's own connectors under `data_dir`, so that a restart resumes them; their
+    /// connection strings sealed with `key`.
+    pub fn with_connector_store(
+        mut self,
+        data_dir: &std::path::Path,
+        key: crate::sealed::SecretKey,
+    ) -> Result<Self> {
+        self.postgres = PgConnectors::stored_in(data_dir, key)?;
         Ok(self)
     }
 

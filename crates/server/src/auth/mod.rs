@@ -6,7 +6,7 @@
 //! authentication off (`--auth none`, for local use) every caller is the admin.
 
 mod admin;
-mod secret;
+pub(crate) mod secret;
 mod store;
 
 use std::time::Duration;

@@ -50,7 +50,8 @@ pub fn random_hex<const N: usize>() -> String {
     hex(&rand::random::<[u8; N]>())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex digits.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
