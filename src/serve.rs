@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum_server::tls_rustls::RustlsConfig;
 use clap::Args;
 use eddy_server::auth::{Admin, Auth, TokenStore};
 use eddy_server::connect::ConnectClient;
@@ -94,6 +95,13 @@ pub struct ServeArgs {
     /// keep it outside the data directory [default: ~/.config/eddy/secret.key].
     #[arg(long, env = "EDDY_SECRET_KEY_FILE")]
     secret_key_file: Option<PathBuf>,
+    /// A PEM certificate chain: with `--tls-key`, the API is served over HTTPS only
+    /// (re-read on SIGHUP, for a renewed certificate).
+    #[arg(long, env = "EDDY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "EDDY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// An origin (`https://ui.example.com`) whose pages may call the API with credentials;
     /// repeat it, or separate origins with commas. Requests from other origins are refused
     /// [default: none].
@@ -137,6 +145,8 @@ impl ServeArgs {
             admin_token: self.admin_token.or(file.admin_token),
             secret_key: self.secret_key.or(file.secret_key),
             secret_key_file: self.secret_key_file.or(file.secret_key_file),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
             cors_origins: if self.cors_origins.is_empty() {
                 file.cors_origins
             } else {
@@ -195,6 +205,17 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some((
+                RustlsConfig::from_pem_file(&cert, &key)
+                    .await
+                    .with_context(|| format!("--tls-cert {} and --tls-key {}", cert.display(), key.display()))?,
+                cert,
+                key,
+            )),
+            (None, None) => None,
+            _ => anyhow::bail!("tls-cert and tls-key go together: set both or neither"),
+        };
         let supervisor = Supervisor::new(settings.clone())?;
         let resumed = supervisor.resume_all()?;
         let mut service = Service::new(supervisor, connect, settings.brokers.clone(), auth)
@@ -204,15 +225,32 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
         let connectors = service.resume_connectors()?;
         let service = Arc::new(service);
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
-        tracing::info!(%address, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, connectors, "eddy serve ready");
         let callers = callers_of(Arc::clone(&service));
         let app = with_edge(eddy_server::router(Arc::clone(&service)), edge, callers);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let listener = std::net::TcpListener::bind(address)
+            .with_context(|| format!("listening on {address}"))?;
+        listener.set_nonblocking(true)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%address, scheme, brokers = %settings.brokers, data_dir = %settings.data_dir.display(), resumed, connectors, "eddy serve ready");
+        let handle = axum_server::Handle::new();
+        tokio::spawn({
+            let handle = handle.clone();
+            async move {
+                shutdown_signal().await;
+                handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+            }
+        });
+        let app = app.into_make_service();
+        match tls {
+            Some((config, cert, key)) => {
+                tokio::spawn(reload_on_hangup(config.clone(), cert, key));
+                axum_server::from_tcp_rustls(listener, config)?
+                    .handle(handle)
+                    .serve(app)
+                    .await?
+            }
+            None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
+        }
         tracing::info!("stopping jobs: each finishes its batch and checkpoints");
         tokio::task::spawn_blocking(move || service.supervisor().shutdown()).await?;
         tracing::info!("stopped");
@@ -272,6 +310,26 @@ fn authentication(
         }
     };
     Ok(Auth::with_tokens(admin, TokenStore::stored_in(data_dir)?))
+}
+
+/// How long requests in flight may take to finish once SIGTERM came.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Reads the certificate and key again on each SIGHUP; a pair that does not load is
+/// logged and the one in use kept.
+async fn reload_on_hangup(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match config.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => tracing::info!(cert = %cert.display(), "reloaded the TLS certificate"),
+            Err(e) => {
+                tracing::error!(cert = %cert.display(), error = %e, "cannot reload the TLS certificate; keeping the one in use")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
