@@ -49,10 +49,7 @@ pub async fn job_results(
 ) -> Answer<JobResults> {
     let job = service.job_for(&caller, &id)?;
     let offset = page.offset.unwrap_or(0);
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Error::invalid("limit", format!("is 1 to {MAX_PAGE}")).into());
-    }
+    let limit = limit(page.limit, MAX_PAGE)?;
     let reader = Arc::clone(&service);
     let result = tokio::task::spawn_blocking(move || reader.supervisor().result(&job))
         .await
@@ -110,10 +107,16 @@ pub async fn job_logs(
     Params(query): Params<LogLimit>,
 ) -> Answer<JobLogLines> {
     service.job_for(&caller, &id)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=KEPT_LINES).contains(&limit) {
-        return Err(Error::invalid("limit", format!("is 1 to {KEPT_LINES}")).into());
-    }
+    let limit = limit(query.limit, KEPT_LINES)?;
     let lines = job_logs::global().recent(&id, limit);
     ok(JobLogLines { job_id: id, lines })
+}
+
+/// The `limit` asked for (100 by default), refused unless it is 1 to `max`.
+fn limit(asked: Option<usize>, max: usize) -> Result<usize, Error> {
+    let limit = asked.unwrap_or(100);
+    match (1..=max).contains(&limit) {
+        true => Ok(limit),
+        false => Err(Error::invalid("limit", format!("is 1 to {max}"))),
+    }
 }
