@@ -17,9 +17,12 @@ use axum_server::tls_rustls::RustlsConfig;
 use clap::Args;
 use eddy_server::auth::{Admin, Auth, TokenStore};
 use eddy_server::connect::ConnectClient;
+use eddy_server::job_logs::{self, JobLogLayer};
 use eddy_server::sealed::SecretKey;
 use eddy_server::{EdgeOptions, Service, Settings, Supervisor, callers_of, with_edge};
 use serde::Deserialize;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Whether callers must authenticate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -160,12 +163,15 @@ impl ServeArgs {
 
 pub fn serve(args: ServeArgs) -> Result<()> {
     let args = args.merged()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    // Log lines go to stderr and, those of a job's thread, to the job's recent lines
+    // (`GET /v1/jobs/{id}/logs`).
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(JobLogLayer::new(Arc::clone(job_logs::global())))
         .init();
     let defaults = Settings::new(
         args.brokers.as_deref().unwrap_or("localhost:9092"),

@@ -280,6 +280,29 @@ impl Normalizer {
                 rejected.push(Rejected { index, error });
             }
         }
+        Ok((self.batch(out)?, rejected))
+    }
+
+    /// Every row the normalizer keeps as one insertion (a row without a primary key with its
+    /// multiplicity as weight): the table's current contents, as a change from empty.
+    pub fn contents(&self) -> Result<ChangeBatch> {
+        let mut out = Changes::default();
+        match &self.state.kept {
+            Kept::Keyed(rows) => {
+                for (_, row, _) in rows.iter() {
+                    out.push(Cow::Borrowed(row), 1);
+                }
+            }
+            Kept::Multiset(rows) => {
+                for (row, &count) in rows {
+                    out.push(Cow::Borrowed(row.as_ref()), count);
+                }
+            }
+        }
+        self.batch(out)
+    }
+
+    fn batch(&self, out: Changes<'_>) -> Result<ChangeBatch> {
         let columns = if out.rows.is_empty() {
             self.schema
                 .fields()
@@ -289,8 +312,7 @@ impl Normalizer {
         } else {
             self.rows.decode(out.rows.iter().map(|r| r.as_ref()))?
         };
-        let batch = ChangeBatch::try_from_columns(self.schema.clone(), columns, out.weights)?;
-        Ok((batch, rejected))
+        ChangeBatch::try_from_columns(self.schema.clone(), columns, out.weights)
     }
 
     fn fail(&self, message: impl Into<String>) -> Error {

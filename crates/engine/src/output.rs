@@ -106,8 +106,7 @@ impl Encoder {
     pub fn encode(&self, change: &ResultChange) -> Vec<Encoded> {
         let style = self.format.style();
         let key = object(&self.key_names, &change.key, style);
-        let row =
-            |r: &Option<Vec<ScalarValue>>| r.as_ref().map(|r| object(&self.value_names, r, style));
+        let row = |r: &Option<Vec<ScalarValue>>| r.as_ref().map(|r| self.row(r));
         let envelope = |before: Option<String>, after: Option<String>, op: &str| {
             let or_null = |r: Option<String>| r.unwrap_or_else(|| "null".into());
             Some(format!(
@@ -135,6 +134,12 @@ impl Encoder {
                 value,
             })
             .collect()
+    }
+
+    /// One result row (values of the result's columns) as a JSON object keyed by column
+    /// name, as the records' values spell it.
+    pub fn row(&self, values: &[ScalarValue]) -> String {
+        object(&self.value_names, values, self.format.style())
     }
 
     /// The change as lines of the CLI's output, one per record.

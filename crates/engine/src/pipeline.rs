@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{FieldRef, Schema};
+use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic, value};
@@ -289,6 +290,25 @@ impl Pipeline {
         let key: Vec<&str> = self.key_fields.iter().map(|f| f.name().as_str()).collect();
         out.push_str(&format!("result key: ({})\n", key.join(", ")));
         Ok(out)
+    }
+
+    /// The query's current result, every row of it, ordered by the result's key: what a
+    /// consumer folding every change published so far holds. Computed by a fresh plan of the
+    /// same query from the rows the normalizers keep (nothing else is needed: the operators'
+    /// state is a function of those rows), so it costs one run of the query over them, and
+    /// that much memory again while it runs: for looking at the answer, not for each batch.
+    pub fn result(&self) -> Result<Vec<Vec<ScalarValue>>> {
+        let mut fresh = Pipeline::new(self.spec.clone())?;
+        let contents = (self.sources.iter())
+            .map(|s| s.normalizer.contents())
+            .collect::<Result<Vec<_>>>()?;
+        let out = fresh.root.step(&contents)?;
+        let mut rows: Vec<(Vec<ScalarValue>, Vec<ScalarValue>)> = (fresh.sink.consolidate(&out)?)
+            .into_iter()
+            .filter_map(|change| Some((change.key, change.after?)))
+            .collect();
+        rows.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+        Ok(rows.into_iter().map(|(_, row)| row).collect())
     }
 
     /// The tables (database names) the query reads.

@@ -55,6 +55,9 @@ pub enum Error {
     Postgres(String),
     #[error("job registry: {0}")]
     Registry(String),
+    /// A job's checkpoint could not be read, or its result computed from it.
+    #[error("job state: {0}")]
+    State(String),
 }
 
 /// Why a request is not authenticated; each is its own stable code in the API.

@@ -16,7 +16,10 @@
 //! - [`sealed`]: secrets at rest (a connector's password), encrypted with a key kept
 //!   outside the data directory.
 //! - [`registry`]: job definitions on disk (written as [`durable`] files are).
-//! - [`supervisor`]: a thread per job, restarts with backoff, stop with a checkpoint.
+//! - [`supervisor`]: a thread per job, restarts with backoff, stop with a checkpoint; what
+//!   it records of each job: its history ([`runs`]), the timings of its batches and
+//!   checkpoints ([`timings`]) and its recent log lines ([`job_logs`]).
+//! - [`job_state`]: a job's checkpointed state read back: its size and its result rows.
 
 pub mod api;
 pub mod auth;
@@ -24,12 +27,16 @@ pub mod connect;
 pub mod connection;
 pub mod durable;
 mod error;
+pub mod job_logs;
+pub mod job_state;
 mod live_schema;
 pub mod pg_connectors;
 pub mod registry;
+pub mod runs;
 pub mod sealed;
 pub mod service;
 pub mod supervisor;
+pub mod timings;
 
 pub use api::edge::{EdgeOptions, callers_of, with_edge};
 pub use api::router;

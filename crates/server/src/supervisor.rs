@@ -5,6 +5,11 @@
 //! reports the error, waits (1 s, doubling up to a minute) and opens the job again from its
 //! last checkpoint, so a broker outage heals by itself and a persistent problem stays
 //! visible as `FAILED` with its reason.
+//!
+//! Each start, restart, failure, pause, resume and cancel goes into the job's history
+//! ([`Runs`]); the thread times the job's batches and checkpoints ([`JobTimings`]) and runs
+//! inside a `job` tracing span naming the job, which is how its log lines find it
+//! ([`crate::job_logs`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +24,11 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::job_logs;
+use crate::job_state::{JobStates, ResultTable};
 use crate::registry::{Desired, JobDefinition, Registry};
+use crate::runs::{RunEvent, RunEventKind, Runs};
+use crate::timings::{JobTimings, TimingsSnapshot};
 
 /// How jobs run: where the brokers are, how they batch and checkpoint, and what they do
 /// with records that cannot be processed.
@@ -74,6 +83,7 @@ struct Health {
 struct Runtime {
     health: Mutex<Health>,
     metrics: Arc<JobMetrics>,
+    timings: JobTimings,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -87,6 +97,7 @@ impl Runtime {
                 restarts: 0,
             }),
             metrics: Arc::new(JobMetrics::new()),
+            timings: JobTimings::default(),
             stop: Arc::new(AtomicBool::new(false)),
             thread: Mutex::new(None),
         })
@@ -115,11 +126,13 @@ pub struct JobView {
     pub error: Option<String>,
     pub restarts: u32,
     pub metrics: MetricsSnapshot,
+    pub timings: TimingsSnapshot,
 }
 
 struct Entry {
     definition: JobDefinition,
     runtime: Arc<Runtime>,
+    runs: Arc<Runs>,
 }
 
 /// One job in the supervisor's map.
@@ -138,6 +151,7 @@ pub struct Supervisor {
     settings: Settings,
     registry: Registry,
     jobs: Mutex<BTreeMap<String, Arc<Slot>>>,
+    states: JobStates,
 }
 
 impl Supervisor {
@@ -147,6 +161,7 @@ impl Supervisor {
             settings,
             registry,
             jobs: Mutex::new(BTreeMap::new()),
+            states: JobStates::default(),
         })
     }
 
@@ -173,13 +188,15 @@ impl Supervisor {
             Desired::Canceled => JobState::Canceled,
         };
         let runtime = Runtime::new(state);
+        let runs = Arc::new(Runs::open(&self.registry.job_dir(&definition.id)));
         if definition.desired == Desired::Running {
-            self.spawn(&definition, &runtime);
+            self.spawn(&definition, &runtime, &runs);
         }
         let id = definition.id.clone();
         let entry = Entry {
             definition,
             runtime,
+            runs,
         };
         let shown = view(&entry);
         let slot = Slot {
@@ -190,15 +207,17 @@ impl Supervisor {
         shown
     }
 
-    fn spawn(&self, definition: &JobDefinition, runtime: &Arc<Runtime>) {
+    fn spawn(&self, definition: &JobDefinition, runtime: &Arc<Runtime>, runs: &Arc<Runs>) {
         let config = self.job_config(definition);
         let worker = Arc::clone(runtime);
+        let runs = Arc::clone(runs);
+        let span = tracing::info_span!(parent: None, "job", job = %definition.id);
         let thread = std::thread::Builder::new()
             .name(format!(
                 "job-{}",
                 &definition.id[..8.min(definition.id.len())]
             ))
-            .spawn(move || supervise(config, &worker))
+            .spawn(move || span.in_scope(|| supervise(config, &worker, &runs)))
             .expect("the OS can start a thread");
         *runtime.thread.lock() = Some(thread);
     }
@@ -225,6 +244,28 @@ impl Supervisor {
     pub fn get(&self, id: &str) -> Option<JobView> {
         let slot = self.jobs.lock().get(id).cloned()?;
         Some(view(&slot.entry.lock()))
+    }
+
+    /// A job's history, oldest first; `None` for an unknown job.
+    pub fn runs(&self, id: &str) -> Option<Vec<RunEvent>> {
+        let slot = self.jobs.lock().get(id).cloned()?;
+        let runs = Arc::clone(&slot.entry.lock().runs);
+        Some(runs.events())
+    }
+
+    /// Bytes of the job's engine state as of its last checkpoint (see
+    /// [`JobStates::state_bytes`]).
+    pub fn state_bytes(&self, job: &JobView) -> Result<Option<u64>> {
+        let id = &job.definition.id;
+        let checkpoint = job.metrics.last_checkpoint_ms;
+        (self.states).state_bytes(id, &self.registry.job_dir(id), checkpoint)
+    }
+
+    /// The job's result rows as of its last checkpoint (see [`JobStates::result`]).
+    pub fn result(&self, job: &JobView) -> Result<Arc<ResultTable>> {
+        let (id, spec) = (&job.definition.id, &job.definition.spec);
+        let checkpoint = job.metrics.last_checkpoint_ms;
+        (self.states).result(id, &self.registry.job_dir(id), spec, checkpoint)
     }
 
     pub fn list(&self) -> Vec<JobView> {
@@ -257,9 +298,14 @@ impl Supervisor {
     }
 
     fn apply_desired(&self, id: &str, slot: &Slot, desired: Desired) -> Result<JobView> {
-        let (mut definition, runtime) = {
+        let (mut definition, runtime, runs) = {
             let entry = slot.entry.lock();
-            (entry.definition.clone(), Arc::clone(&entry.runtime))
+            let definition = entry.definition.clone();
+            (
+                definition,
+                Arc::clone(&entry.runtime),
+                Arc::clone(&entry.runs),
+            )
         };
         if definition.desired == Desired::Canceled && desired != Desired::Canceled {
             return Err(Error::Conflict(format!("job `{id}` is canceled")));
@@ -268,14 +314,22 @@ impl Supervisor {
         self.registry.save(&definition)?;
         slot.entry.lock().definition = definition.clone();
         runtime.stop();
+        let records_in = runtime.metrics.snapshot().records_in;
         match desired {
             Desired::Running => {
+                runs.record(RunEventKind::Resumed, records_in, None);
                 let fresh = Runtime::new(JobState::Created);
-                self.spawn(&definition, &fresh);
+                self.spawn(&definition, &fresh, &runs);
                 slot.entry.lock().runtime = fresh;
             }
-            Desired::Paused => runtime.set(JobState::Paused, None),
-            Desired::Canceled => runtime.set(JobState::Canceled, None),
+            Desired::Paused => {
+                runtime.set(JobState::Paused, None);
+                runs.record(RunEventKind::Paused, records_in, None);
+            }
+            Desired::Canceled => {
+                runtime.set(JobState::Canceled, None);
+                runs.record(RunEventKind::Canceled, records_in, None);
+            }
         }
         Ok(view(&slot.entry.lock()))
     }
@@ -286,6 +340,8 @@ impl Supervisor {
             let view = self.apply_desired(id, slot, Desired::Canceled)?;
             self.registry.remove(id)?;
             self.jobs.lock().remove(id);
+            self.states.forget(id);
+            job_logs::global().forget(id);
             Ok(view)
         })
     }
@@ -314,6 +370,7 @@ fn view(entry: &Entry) -> JobView {
         error: health.error.clone(),
         restarts: health.restarts,
         metrics: entry.runtime.metrics.snapshot(),
+        timings: entry.runtime.timings.snapshot(),
     }
 }
 
@@ -321,16 +378,19 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The body of a job's thread.
-fn supervise(config: JobConfig, runtime: &Runtime) {
+fn supervise(config: JobConfig, runtime: &Runtime, runs: &Runs) {
     let mut backoff = FIRST_BACKOFF;
+    let mut opened = RunEventKind::Started;
     while !runtime.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let outcome =
             Job::open(config.clone(), Arc::clone(&runtime.metrics)).and_then(|mut job| {
                 runtime.set(JobState::Running, None);
-                job.run(&runtime.stop)
+                runs.record(opened, runtime.metrics.snapshot().records_in, None);
+                run_timed(&mut job, &config, runtime)
             });
         let Err(error) = outcome else { return };
+        opened = RunEventKind::Restarted;
         if started.elapsed() > MAX_BACKOFF {
             // A failure after a long healthy run is a new incident, not the same one again.
             backoff = FIRST_BACKOFF;
@@ -338,12 +398,42 @@ fn supervise(config: JobConfig, runtime: &Runtime) {
         tracing::error!(group = %config.group, %error, retry_in = ?backoff, "job failed");
         runtime.set(JobState::Failed, Some(error.to_string()));
         runtime.health.lock().restarts += 1;
+        let records_in = runtime.metrics.snapshot().records_in;
+        runs.record(RunEventKind::Failed, records_in, Some(error.to_string()));
         let until = Instant::now() + backoff;
         while Instant::now() < until && !runtime.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Runs the job until asked to stop, then checkpoints, as [`Job::run`] does, timing each
+/// batch and each checkpoint that saved one.
+fn run_timed(job: &mut Job, config: &JobConfig, runtime: &Runtime) -> eddy_kafka::Result<()> {
+    let mut last_checkpoint = Instant::now();
+    while !runtime.stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        if job.step()? > 0 {
+            runtime.timings.batch(started.elapsed());
+        }
+        if last_checkpoint.elapsed() >= config.checkpoint_interval {
+            checkpoint_timed(job, runtime)?;
+            last_checkpoint = Instant::now();
+        }
+    }
+    checkpoint_timed(job, runtime)
+}
+
+/// [`Job::checkpoint`], timed when it saved one (the checkpoint's time moved).
+fn checkpoint_timed(job: &mut Job, runtime: &Runtime) -> eddy_kafka::Result<()> {
+    let before = runtime.metrics.snapshot().last_checkpoint_ms;
+    let started = Instant::now();
+    job.checkpoint()?;
+    if runtime.metrics.snapshot().last_checkpoint_ms != before {
+        runtime.timings.checkpoint(started.elapsed());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -420,6 +510,16 @@ mod tests {
         supervisor.shutdown();
         let restarted = Supervisor::new(Settings::new("127.0.0.1:1", data_dir.clone())).unwrap();
         assert_eq!(restarted.resume_all().unwrap(), live.len());
+        // Each kept job's history, pauses and resumes included, is read back as it was.
+        for (id, _) in &live {
+            let runs = supervisor.runs(id).unwrap();
+            assert!(
+                runs.iter().any(|r| r.kind == RunEventKind::Paused),
+                "{runs:?}"
+            );
+            let stored = restarted.runs(id).unwrap();
+            assert_eq!(stored[..runs.len()], runs[..]);
+        }
         let mut stored: Vec<(String, Desired)> = restarted
             .list()
             .into_iter()

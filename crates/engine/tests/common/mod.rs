@@ -296,6 +296,14 @@ pub fn run_incremental(
             pipeline = Pipeline::restore(&bytes).map_err(|e| e.to_string())?;
         }
         if at >= sent.len() {
+            // The result read from the state is what folding every change gives.
+            let current = sorted(pipeline.result().map_err(|e| e.to_string())?);
+            if current != folded.rows() {
+                return Err(format!(
+                    "the result from the state {current:?} is not the folded changes {:?}",
+                    folded.rows()
+                ));
+            }
             return Ok(folded.rows());
         }
     }

@@ -97,7 +97,9 @@ impl ApiError {
             Error::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::RequestTimeout),
             Error::Connect(_) => (StatusCode::BAD_GATEWAY, ErrorCode::ConnectFailed),
             Error::Postgres(_) => (StatusCode::BAD_GATEWAY, ErrorCode::PostgresFailed),
-            Error::Registry(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+            Error::Registry(_) | Error::State(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
         }
     }
 

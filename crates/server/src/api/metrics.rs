@@ -2,8 +2,9 @@
 //! exposition format (version 0.0.4).
 //!
 //! Written out by hand: the format is a few lines per family, and the counters already live
-//! in each job's `JobMetrics`, so a metrics library would only copy them into its own
-//! registry first.
+//! in each job's `JobMetrics` and `JobTimings`, so a metrics library would only copy them
+//! into its own registry first. A job's state size is read from its last checkpoint (once
+//! per checkpoint, see `job_state`).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -16,6 +17,13 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::Caller;
 use crate::service::Service;
 use crate::supervisor::{JobState, JobView};
+use crate::timings::BATCH_BUCKETS;
+
+/// A job as a scrape sees it: its view, and its state's size when it has a checkpoint.
+pub struct Observed {
+    pub job: JobView,
+    pub state_bytes: Option<u64>,
+}
 
 /// The jobs the caller may see (the admin: all; an environment's token: its own), and the
 /// process, for Prometheus.
@@ -28,12 +36,26 @@ pub async fn metrics_of_visible_jobs(
     State(service): State<Arc<Service>>,
     caller: Caller,
 ) -> Response {
-    let jobs: Vec<JobView> = (service.supervisor().list().into_iter())
-        .filter(|job| caller.sees(&job.definition.environment_id))
-        .collect();
+    let reader = Arc::clone(&service);
+    // Reading a checkpoint is file I/O: off the async workers.
+    let observed = tokio::task::spawn_blocking(move || {
+        let supervisor = reader.supervisor();
+        (supervisor.list().into_iter())
+            .filter(|job| caller.sees(&job.definition.environment_id))
+            .map(|job| {
+                let state_bytes = (supervisor.state_bytes(&job)).unwrap_or_else(|error| {
+                    tracing::warn!(job = %job.definition.id, %error, "state size not read");
+                    None
+                });
+                Observed { job, state_bytes }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        exposition(&jobs),
+        exposition(&observed),
     )
         .into_response()
 }
@@ -44,70 +66,88 @@ type Family = (
     &'static str,
     &'static str,
     &'static str,
-    fn(&JobView, u64) -> Option<f64>,
+    fn(&Observed, u64) -> Option<f64>,
 );
 
-const FAMILIES: [Family; 9] = [
+const FAMILIES: [Family; 12] = [
     (
         "records_in_total",
         "counter",
         "Records read from the job's input topics.",
-        |j, _| Some(j.metrics.records_in as f64),
+        |o, _| Some(o.job.metrics.records_in as f64),
     ),
     (
         "records_out_total",
         "counter",
         "Result changes the job published.",
-        |j, _| Some(j.metrics.records_out as f64),
+        |o, _| Some(o.job.metrics.records_out as f64),
     ),
     (
         "dead_letters_total",
         "counter",
         "Records sent to the job's dead-letter topic.",
-        |j, _| Some(j.metrics.dead_letters as f64),
+        |o, _| Some(o.job.metrics.dead_letters as f64),
     ),
     (
         "dead_letter_failures_total",
         "counter",
         "Dead letters their topic refused (those records were skipped).",
-        |j, _| Some(j.metrics.dead_letter_failures as f64),
+        |o, _| Some(o.job.metrics.dead_letter_failures as f64),
     ),
     (
         "poison_pills_total",
         "counter",
         "Records skipped because they failed the job on every try.",
-        |j, _| Some(j.metrics.poison_pills as f64),
+        |o, _| Some(o.job.metrics.poison_pills as f64),
     ),
     (
         "restarts_total",
         "counter",
         "Times the job was started again after a failure.",
-        |j, _| Some(f64::from(j.restarts)),
+        |o, _| Some(f64::from(o.job.restarts)),
     ),
     (
         "lag",
         "gauge",
         "Messages in the job's input topics not read yet, when measured.",
-        |j, _| j.metrics.lag.map(|lag| lag as f64),
+        |o, _| o.job.metrics.lag.map(|lag| lag as f64),
+    ),
+    (
+        "batches_total",
+        "counter",
+        "Batches (of at least one record) the job read, applied and published since its thread started.",
+        |o, _| Some(o.job.timings.batches as f64),
+    ),
+    (
+        "checkpoint_duration_seconds",
+        "gauge",
+        "How long the job's last checkpoint took (results acknowledged, state saved).",
+        |o, _| o.job.timings.last_checkpoint_seconds,
+    ),
+    (
+        "state_bytes",
+        "gauge",
+        "Bytes of the job's engine state (kept rows and operator state, serialized) in its last checkpoint.",
+        |o, _| o.state_bytes.map(|bytes| bytes as f64),
     ),
     (
         "checkpoint_age_seconds",
         "gauge",
         "Seconds since the job's last checkpoint.",
-        |j, now_ms| {
-            (j.metrics.last_checkpoint_ms).map(|at| now_ms.saturating_sub(at) as f64 / 1000.0)
+        |o, now_ms| {
+            (o.job.metrics.last_checkpoint_ms).map(|at| now_ms.saturating_sub(at) as f64 / 1000.0)
         },
     ),
     (
         "up",
         "gauge",
         "1 while the job runs, 0 while it is created, paused, failed or canceled.",
-        |j, _| Some(f64::from(u8::from(j.state == JobState::Running))),
+        |o, _| Some(f64::from(u8::from(o.job.state == JobState::Running))),
     ),
 ];
 
 /// The exposition of `jobs` and of this process.
-pub fn exposition(jobs: &[JobView]) -> String {
+pub fn exposition(jobs: &[Observed]) -> String {
     let mut out = String::new();
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -117,12 +157,33 @@ pub fn exposition(jobs: &[JobView]) -> String {
         let _ = writeln!(out, "# TYPE eddy_job_{name} {kind}");
         for job in jobs {
             if let Some(value) = value(job, now_ms) {
-                let _ = writeln!(out, "eddy_job_{name}{{{}}} {value}", labels(job));
+                let _ = writeln!(out, "eddy_job_{name}{{{}}} {value}", labels(&job.job));
             }
         }
     }
+    batch_latency(&mut out, jobs);
     process(&mut out);
     out
+}
+
+/// `eddy_job_batch_duration_seconds`: a histogram per job of how long its batches took.
+fn batch_latency(out: &mut String, jobs: &[Observed]) {
+    let name = "eddy_job_batch_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} How long the job's batches took to read, apply and publish.\n\
+         # TYPE {name} histogram"
+    );
+    for Observed { job, .. } in jobs {
+        let (labels, timings) = (labels(job), &job.timings);
+        for (bound, count) in BATCH_BUCKETS.iter().zip(timings.batch_buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let count = timings.batches;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", timings.batch_seconds);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
 }
 
 fn labels(job: &JobView) -> String {

@@ -4,7 +4,8 @@
 //! Seed endpoints (form fields or JSON; `201` with `{id, name, status, …}`):
 //! `POST /createConnector`, `POST /createJob`, `POST /deleteJob`, `GET /jobStatus/{id}`
 //! (or `GET /jobStatus?environmentId=`). Resource API: `GET|POST /v1/jobs`,
-//! `GET|DELETE /v1/jobs/{id}`, `POST /v1/jobs/{id}/pause|resume`, `GET /v1/connectors`,
+//! `GET|DELETE /v1/jobs/{id}`, `POST /v1/jobs/{id}/pause|resume`,
+//! `GET /v1/jobs/{id}/results?offset=&limit=|runs|logs?limit=`, `GET /v1/connectors`,
 //! `POST /v1/connectors/test` (preflight), `GET|DELETE /v1/connectors/{name}`,
 //! `GET /v1/connectors/{name}/schemas|tables?schema=|columns?schema=&table=`,
 //! `POST|GET /v1/environments/{id}/tokens`, `DELETE /v1/environments/{id}/tokens/{tokenId}`,
@@ -20,6 +21,7 @@ mod error;
 mod fields;
 mod jobs;
 mod metrics;
+mod observe;
 mod openapi;
 mod rate_limit;
 mod tokens;
@@ -66,6 +68,9 @@ fn routes() -> Vec<(&'static str, MethodRouter<Arc<Service>>)> {
         ),
         ("/v1/jobs/{id}/pause", post(jobs::pause_job)),
         ("/v1/jobs/{id}/resume", post(jobs::resume_job)),
+        ("/v1/jobs/{id}/results", get(observe::job_results)),
+        ("/v1/jobs/{id}/runs", get(observe::job_runs)),
+        ("/v1/jobs/{id}/logs", get(observe::job_logs)),
         ("/v1/connectors", get(connectors::list_connectors)),
         ("/v1/connectors/test", post(connectors::test_connector)),
         (

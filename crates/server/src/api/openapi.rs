@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref};
 use utoipa::{Modify, OpenApi};
 
-use super::{connectors, jobs, metrics, tokens};
+use super::{connectors, jobs, metrics, observe, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,9 @@ use super::{connectors, jobs, metrics, tokens};
         jobs::remove_job,
         jobs::pause_job,
         jobs::resume_job,
+        observe::job_results,
+        observe::job_runs,
+        observe::job_logs,
         connectors::list_connectors,
         connectors::test_connector,
         connectors::get_connector,

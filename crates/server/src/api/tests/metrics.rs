@@ -1,10 +1,17 @@
 //! `/metrics` read back by a Prometheus text-format parser: every job the caller may see,
-//! labelled, and nobody else's; the process' memory and CPU; a 401 without a credential.
+//! labelled, and nobody else's; a job's state size from its checkpoint; its batches,
+//! batch latency histogram and checkpoint duration; the process' memory and CPU; a 401
+//! without a credential.
 
 use axum::http::StatusCode;
 
 use super::auth::{job_of, onboard};
+use super::observe::checkpointed;
 use super::*;
+use crate::api::metrics::{Observed, exposition};
+use crate::registry::JobDefinition;
+use crate::supervisor::{JobState, JobView};
+use crate::timings::JobTimings;
 
 async fn scrape(router: &Router, token: Option<&str>) -> prometheus_parse::Scrape {
     let (status, headers, body) = exchange(router, token, get_request("/metrics")).await;
@@ -15,9 +22,21 @@ async fn scrape(router: &Router, token: Option<&str>) -> prometheus_parse::Scrap
             .unwrap()
             .starts_with("text/plain; version=0.0.4")
     );
-    let text = body.as_str().expect("a text body").to_string();
+    parse(body.as_str().expect("a text body"))
+}
+
+fn parse(text: &str) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .unwrap_or_else(|e| panic!("not the Prometheus text format ({e}):\n{text}"))
+}
+
+/// The value of `metric` for `job`.
+fn value_of(scrape: &prometheus_parse::Scrape, metric: &str, job: &str) -> prometheus_parse::Value {
+    (scrape.samples.iter())
+        .find(|s| s.metric == metric && s.labels.get("job") == Some(job))
+        .unwrap_or_else(|| panic!("no {metric} for {job}"))
+        .value
+        .clone()
 }
 
 fn jobs_in(scrape: &prometheus_parse::Scrape, metric: &str) -> Vec<String> {
@@ -60,10 +79,32 @@ async fn metrics_list_the_callers_jobs_and_the_process() {
         .find(|s| s.metric == "process_resident_memory_bytes")
         .expect("the process' memory");
     assert!(matches!(rss.value, prometheus_parse::Value::Gauge(n) if n > 1e6));
-    assert!(
-        all.samples
-            .iter()
-            .any(|s| s.metric == "process_cpu_seconds_total")
+
+    assert!(matches!(cpu_of(&all), prometheus_parse::Value::Counter(n) if n > 0.0));
+    for job in [&job_a, &job_b] {
+        assert_eq!(
+            value_of(&all, "eddy_job_batches_total", job),
+            prometheus_parse::Value::Counter(0.0)
+        );
+        let prometheus_parse::Value::Histogram(buckets) =
+            value_of(&all, "eddy_job_batch_duration_seconds", job)
+        else {
+            panic!("not a histogram")
+        };
+        assert_eq!(buckets.len(), crate::timings::BATCH_BUCKETS.len() + 1);
+        assert!(buckets.iter().all(|b| b.count == 0.0));
+    }
+    assert!(jobs_in(&all, "eddy_job_state_bytes").is_empty());
+
+    let size = checkpointed(router, &fixture.data_dir, &job_a).await;
+    let all = scrape(router, Some(ADMIN)).await;
+    assert_eq!(
+        jobs_in(&all, "eddy_job_state_bytes"),
+        std::slice::from_ref(&job_a)
+    );
+    assert_eq!(
+        value_of(&all, "eddy_job_state_bytes", &job_a),
+        prometheus_parse::Value::Gauge(size as f64)
     );
 
     let own = scrape(router, Some(&token_a)).await;
@@ -71,4 +112,88 @@ async fn metrics_list_the_callers_jobs_and_the_process() {
 
     let (status, _, _) = exchange(router, None, get_request("/metrics")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+fn cpu_of(scrape: &prometheus_parse::Scrape) -> prometheus_parse::Value {
+    (scrape.samples.iter())
+        .find(|s| s.metric == "process_cpu_seconds_total")
+        .expect("the process' CPU time")
+        .value
+        .clone()
+}
+
+/// A job's timings, restarts and state size, each as its family says.
+#[tokio::test]
+async fn the_timing_families_carry_the_jobs_values() {
+    let fixture = fixture(None);
+    let router = &fixture.router;
+    let token = onboard(router, "timed").await;
+    let id = job_of(router, &token, "timed").await;
+    let text =
+        std::fs::read_to_string(fixture.data_dir.join("jobs").join(&id).join("job.json")).unwrap();
+    let definition: JobDefinition = serde_json::from_str(&text).unwrap();
+    let timings = JobTimings::default();
+    timings.batch(std::time::Duration::from_millis(3));
+    timings.batch(std::time::Duration::from_millis(30));
+    timings.batch(std::time::Duration::from_secs(20));
+    timings.checkpoint(std::time::Duration::from_millis(250));
+    let job = JobView {
+        definition,
+        state: JobState::Running,
+        error: None,
+        restarts: 2,
+        metrics: Default::default(),
+        timings: timings.snapshot(),
+    };
+    let text = exposition(&[Observed {
+        job,
+        state_bytes: Some(4096),
+    }]);
+    let scrape = parse(&text);
+    use prometheus_parse::Value::{Counter, Gauge, Histogram, Untyped};
+    assert_eq!(
+        value_of(&scrape, "eddy_job_batches_total", &id),
+        Counter(3.0)
+    );
+    assert_eq!(
+        value_of(&scrape, "eddy_job_restarts_total", &id),
+        Counter(2.0)
+    );
+    assert_eq!(
+        value_of(&scrape, "eddy_job_checkpoint_duration_seconds", &id),
+        Gauge(0.25)
+    );
+    assert_eq!(
+        value_of(&scrape, "eddy_job_state_bytes", &id),
+        Gauge(4096.0)
+    );
+    assert_eq!(value_of(&scrape, "eddy_job_up", &id), Gauge(1.0));
+    let Histogram(buckets) = value_of(&scrape, "eddy_job_batch_duration_seconds", &id) else {
+        panic!("not a histogram: {text}")
+    };
+    let counts: Vec<(f64, f64)> = buckets.iter().map(|b| (b.less_than, b.count)).collect();
+    assert_eq!(
+        counts,
+        [
+            (0.005, 1.0),
+            (0.01, 1.0),
+            (0.025, 1.0),
+            (0.05, 2.0),
+            (0.1, 2.0),
+            (0.25, 2.0),
+            (0.5, 2.0),
+            (1.0, 2.0),
+            (2.5, 2.0),
+            (10.0, 2.0),
+            (f64::INFINITY, 3.0),
+        ]
+    );
+    let Untyped(sum) = value_of(&scrape, "eddy_job_batch_duration_seconds_sum", &id) else {
+        panic!("no sum: {text}")
+    };
+    assert!((sum - 20.033).abs() < 1e-9, "{sum}");
+    assert_eq!(
+        value_of(&scrape, "eddy_job_batch_duration_seconds_count", &id),
+        Untyped(3.0)
+    );
 }

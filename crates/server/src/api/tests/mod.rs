@@ -2,12 +2,13 @@
 //! nothing; connectors go to a local server speaking the Kafka Connect REST API. Callers,
 //! tokens and tenancy in `auth`, one output topic per job in `output_topic`, hostile input
 //! in `hostile`, the OpenAPI document against the router in `openapi`, the schemas of other
-//! crates' types in `wire`.
+//! crates' types in `wire`, a job's results, history and logs in `observe`.
 
 mod auth;
 mod edge;
 mod hostile;
 mod metrics;
+mod observe;
 mod openapi;
 mod output_topic;
 mod wire;

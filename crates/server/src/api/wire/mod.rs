@@ -1,9 +1,11 @@
 //! The API's answers as typed structs: what each route puts on the wire, and its schema in
-//! the OpenAPI document. Jobs in [`job`]; the schemas of types other crates serialize in
+//! the OpenAPI document. Jobs in [`job`], their results, history and logs in [`observe`];
+//! the schemas of types other crates serialize in
 //! [`external`].
 
 pub mod external;
 pub mod job;
+pub mod observe;
 
 use eddy_postgres::preflight::{Outcome, Report};
 use serde::Serialize;
@@ -13,6 +15,7 @@ use crate::auth::Issued;
 use crate::supervisor::JobState;
 use external::CheckSchema;
 pub use job::{JobBody, JobCreated};
+pub use observe::{JobLogLines, JobResults, JobRuns};
 
 /// `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
