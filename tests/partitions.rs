@@ -139,9 +139,9 @@ fn the_capture_over_partitioned_topics_folds_to_postgres_answers() {
             broker.produce_placed(&chunk);
             std::thread::sleep(Duration::from_millis(rng.random_range(0..20)));
         }
-        runs.push((environment, placed, jobs));
+        runs.push((environment, partitions, placed, jobs));
     }
-    for (environment, placed, jobs) in &runs {
+    for (environment, partitions, placed, jobs) in &runs {
         for (id, sql, table, output) in jobs {
             let topic = format!("{environment}.public.{table}");
             let count = placed.iter().filter(|r| r.0 == topic).count();
@@ -153,6 +153,16 @@ fn the_capture_over_partitioned_topics_folds_to_postgres_answers() {
                 plain_numbers(text_rows(&folded)),
                 plain_numbers(expected),
                 "{environment}: {sql} (seed {seed})"
+            );
+            // The lag is measured per partition, each of the topic's partitions named.
+            let by_partition = status["lagByPartition"][&topic]
+                .as_object()
+                .unwrap_or_else(|| panic!("no lag for {topic}: {status}"));
+            let named: Vec<i32> = by_partition.keys().map(|p| p.parse().unwrap()).collect();
+            assert_eq!(named, (0..*partitions).collect::<Vec<_>>(), "{status}");
+            assert!(
+                by_partition.values().all(|lag| lag.as_i64() >= Some(0)),
+                "{status}"
             );
             let ordering = &status["ordering"][0];
             assert_eq!(ordering["table"], *table, "{status}");

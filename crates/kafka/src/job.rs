@@ -98,6 +98,7 @@ pub struct JobMetrics {
     pub(crate) poison_pills: AtomicU64,
     /// Messages not read yet in the input topics; -1 until first measured.
     lag: AtomicI64,
+    lag_by_partition: Mutex<Offsets>,
     lag_measured_ms: AtomicU64,
     last_checkpoint_ms: AtomicU64,
     checkpoint_offsets: Mutex<Offsets>,
@@ -118,6 +119,8 @@ pub struct MetricsSnapshot {
     /// Records skipped because they failed the job on every try.
     pub poison_pills: u64,
     pub lag: Option<i64>,
+    /// `lag` per input topic and partition.
+    pub lag_by_partition: Offsets,
     /// When `lag` was measured (milliseconds since the Unix epoch).
     pub lag_measured_ms: Option<u64>,
     /// Milliseconds since the Unix epoch.
@@ -149,6 +152,7 @@ impl JobMetrics {
             dead_letter_failures: self.dead_letter_failures.load(Ordering::Relaxed),
             poison_pills: self.poison_pills.load(Ordering::Relaxed),
             lag: (lag >= 0).then_some(lag),
+            lag_by_partition: self.lag_by_partition.lock().clone(),
             lag_measured_ms: Some(self.lag_measured_ms.load(Ordering::Relaxed)).filter(|&t| t > 0),
             last_checkpoint_ms: (checkpoint > 0).then_some(checkpoint),
             checkpoint_offsets: self.checkpoint_offsets.lock().clone(),
@@ -343,7 +347,12 @@ impl Job {
         // Measured after the save: a lag of 0 then means every result is acknowledged.
         *self.metrics.waiting_for.lock() = self.source.missing_topics().to_vec();
         if let Ok(lag) = self.source.lag() {
-            self.metrics.lag.store(lag, Ordering::Relaxed);
+            let total = lag
+                .values()
+                .flat_map(|partitions| partitions.values())
+                .sum();
+            self.metrics.lag.store(total, Ordering::Relaxed);
+            *self.metrics.lag_by_partition.lock() = lag;
             self.metrics
                 .lag_measured_ms
                 .store(now_ms(), Ordering::Relaxed);

@@ -319,17 +319,19 @@ impl Source {
         Ok(())
     }
 
-    /// Messages in the input topics not read yet, summed over partitions. Some brokers
+    /// Messages in the input topics not read yet, per topic and partition. Some brokers
     /// (tansu 0.6) report a high watermark behind the last offset; such a partition counts 0.
-    pub fn lag(&self) -> Result<i64> {
-        let mut lag = 0;
+    pub fn lag(&self) -> Result<Offsets> {
+        let mut lag = Offsets::new();
         for (topic, partitions) in &self.positions {
             for (&partition, &next) in partitions {
                 let (low, high) =
                     self.consumer
                         .fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
                 tracing::debug!(topic, partition, low, high, next, "watermarks");
-                lag += (high - next.max(low)).max(0);
+                lag.entry(topic.clone())
+                    .or_default()
+                    .insert(partition, (high - next.max(low)).max(0));
             }
         }
         Ok(lag)

@@ -161,9 +161,32 @@ pub fn exposition(jobs: &[Observed]) -> String {
             }
         }
     }
+    partition_lag(&mut out, jobs);
     batch_latency(&mut out, jobs);
     process(&mut out);
     out
+}
+
+/// `eddy_job_partition_lag`: `eddy_job_lag` per input topic and partition.
+fn partition_lag(out: &mut String, jobs: &[Observed]) {
+    let name = "eddy_job_partition_lag";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Messages in one partition of the job's input topics not read yet, when measured.\n\
+         # TYPE {name} gauge"
+    );
+    for Observed { job, .. } in jobs {
+        let labels = labels(job);
+        for (topic, partitions) in &job.metrics.lag_by_partition {
+            for (partition, lag) in partitions {
+                let topic = escape(topic);
+                let _ = writeln!(
+                    out,
+                    "{name}{{{labels},topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
+                );
+            }
+        }
+    }
 }
 
 /// `eddy_job_batch_duration_seconds`: a histogram per job of how long its batches took.

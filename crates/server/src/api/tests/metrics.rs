@@ -142,7 +142,11 @@ async fn the_timing_families_carry_the_jobs_values() {
         state: JobState::Running,
         error: None,
         restarts: 2,
-        metrics: Default::default(),
+        metrics: eddy_kafka::job::MetricsSnapshot {
+            lag: Some(7),
+            lag_by_partition: [("timed.public.t".to_string(), [(0, 7), (1, 0)].into())].into(),
+            ..Default::default()
+        },
         timings: timings.snapshot(),
     };
     let text = exposition(&[Observed {
@@ -168,6 +172,21 @@ async fn the_timing_families_carry_the_jobs_values() {
         Gauge(4096.0)
     );
     assert_eq!(value_of(&scrape, "eddy_job_up", &id), Gauge(1.0));
+    assert_eq!(value_of(&scrape, "eddy_job_lag", &id), Gauge(7.0));
+    let partitions: Vec<(String, String, prometheus_parse::Value)> = (scrape.samples.iter())
+        .filter(|s| s.metric == "eddy_job_partition_lag" && s.labels.get("job") == Some(&id))
+        .map(|s| {
+            let label = |name: &str| s.labels.get(name).unwrap_or_default().to_string();
+            (label("topic"), label("partition"), s.value.clone())
+        })
+        .collect();
+    assert_eq!(
+        partitions,
+        [
+            ("timed.public.t".into(), "0".into(), Gauge(7.0)),
+            ("timed.public.t".into(), "1".into(), Gauge(0.0)),
+        ]
+    );
     let Histogram(buckets) = value_of(&scrape, "eddy_job_batch_duration_seconds", &id) else {
         panic!("not a histogram: {text}")
     };

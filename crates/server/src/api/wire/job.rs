@@ -42,6 +42,9 @@ pub struct JobBody {
     pub poison_pills: u64,
     /// Messages not read yet, once measured.
     pub lag: Option<i64>,
+    /// `lag` per topic, then partition (its number, as JSON keys are strings).
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, i64>>)]
+    pub lag_by_partition: BTreeMap<String, BTreeMap<i32, i64>>,
     /// When `lag` was measured (milliseconds since the Unix epoch).
     pub lag_measured_ms: Option<u64>,
     /// Milliseconds since the Unix epoch.
@@ -136,6 +139,7 @@ impl JobBody {
             dead_letter_failures: metrics.dead_letter_failures,
             poison_pills: metrics.poison_pills,
             lag: metrics.lag,
+            lag_by_partition: metrics.lag_by_partition,
             lag_measured_ms: metrics.lag_measured_ms,
             last_checkpoint_ms: metrics.last_checkpoint_ms,
             checkpoint_offsets: metrics.checkpoint_offsets,
