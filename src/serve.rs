@@ -7,6 +7,7 @@
 //! `EDDY_ADMIN_TOKEN` or the config file's `admin-token`, else it is generated at first
 //! start, printed once on stdout (not in the log) and kept only as a hash.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,6 +120,12 @@ pub struct ServeArgs {
     /// may make before it is answered `429 rate_limited` [default: 6000].
     #[arg(long, env = "EDDY_REQUESTS_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..))]
     requests_per_minute: Option<u32>,
+    /// The config file's `[kafka]` table: librdkafka properties every Kafka client gets,
+    /// for brokers that require authentication (`"security.protocol" = "SASL_PLAINTEXT"`,
+    /// `"sasl.mechanism"`, `"sasl.username"`, `"sasl.password"`).
+    #[arg(skip)]
+    #[serde(default)]
+    kafka: BTreeMap<String, String>,
 }
 
 impl ServeArgs {
@@ -157,6 +164,7 @@ impl ServeArgs {
             },
             request_timeout_ms: self.request_timeout_ms.or(file.request_timeout_ms),
             requests_per_minute: self.requests_per_minute.or(file.requests_per_minute),
+            kafka: file.kafka,
         })
     }
 }
@@ -195,6 +203,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         args.port.unwrap_or(7000),
     );
+    eddy_kafka::set_client_properties(args.kafka).context("the config file's [kafka] table")?;
     let auth = authentication(args.auth, args.admin_token.as_deref(), &settings.data_dir)?;
     let secret_key = secret_key(args.secret_key.as_deref(), args.secret_key_file)?;
     let connect = args.connect_url.as_deref().map(ConnectClient::new);

@@ -13,6 +13,9 @@ pub enum Error {
     Delivery { topic: String, detail: String },
     #[error("checkpoint {path}: {detail}")]
     Checkpoint { path: String, detail: String },
+    /// A client property (`set_client_properties`) librdkafka refuses, named.
+    #[error("kafka client property {0}")]
+    ClientProperty(String),
     #[error(transparent)]
     Engine(#[from] eddy_engine::Error),
 }

@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: the engine's snapshot and the source offsets it covers, in one file
 //!   replaced atomically.
 //! - [`job`]: the loop that ties them together, and its live counters.
+//! - [`set_client_properties`]: librdkafka properties every client gets (SASL, TLS).
 //!
 //! # Delivery
 //!
@@ -34,6 +35,7 @@ pub mod poison;
 pub mod sink;
 pub mod source;
 
+pub use config::set_client_properties;
 pub use error::{Error, Result};
 pub use job::{Job, JobConfig, JobMetrics, SOURCE_END_HEADER};
 pub use source::Offsets;
