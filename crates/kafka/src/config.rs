@@ -95,6 +95,14 @@ mod tests {
         let tls = BTreeMap::from([("security.protocol".to_string(), "SSL".to_string())]);
         let error = set_client_properties(tls).unwrap_err().to_string();
         assert!(error.contains("OpenSSL not available"), "{error}");
+        let scram = BTreeMap::from([
+            ("security.protocol".to_string(), "SASL_PLAINTEXT".to_string()),
+            ("sasl.mechanism".to_string(), "SCRAM-SHA-512".to_string()),
+            ("sasl.username".to_string(), "eddy".to_string()),
+            ("sasl.password".to_string(), "secret".to_string()),
+        ]);
+        let error = set_client_properties(scram).unwrap_err().to_string();
+        assert!(error.contains("SCRAM"), "{error}");
         assert!(
             CLIENT_PROPERTIES.get().is_none(),
             "a refused set leaves nothing set"
