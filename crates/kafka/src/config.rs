@@ -92,17 +92,25 @@ mod tests {
         let brokers = BTreeMap::from([("bootstrap.servers".to_string(), "x".to_string())]);
         let error = set_client_properties(brokers).unwrap_err().to_string();
         assert!(error.contains("--brokers"), "{error}");
-        let tls = BTreeMap::from([("security.protocol".to_string(), "SSL".to_string())]);
-        let error = set_client_properties(tls).unwrap_err().to_string();
-        assert!(error.contains("OpenSSL not available"), "{error}");
-        let scram = BTreeMap::from([
-            ("security.protocol".to_string(), "SASL_PLAINTEXT".to_string()),
+        // TLS and SCRAM are built in (OpenSSL, built with librdkafka).
+        let scram_over_tls = BTreeMap::from([
+            ("security.protocol".to_string(), "SASL_SSL".to_string()),
             ("sasl.mechanism".to_string(), "SCRAM-SHA-512".to_string()),
             ("sasl.username".to_string(), "eddy".to_string()),
             ("sasl.password".to_string(), "secret".to_string()),
         ]);
-        let error = set_client_properties(scram).unwrap_err().to_string();
-        assert!(error.contains("SCRAM"), "{error}");
+        if let Err(e) = client_with("b:9092", &scram_over_tls).create::<BaseProducer>() {
+            panic!("{e}");
+        }
+        let missing = BTreeMap::from([
+            ("security.protocol".to_string(), "SSL".to_string()),
+            (
+                "ssl.ca.location".to_string(),
+                "/nonexistent/ca.pem".to_string(),
+            ),
+        ]);
+        let error = set_client_properties(missing).unwrap_err().to_string();
+        assert!(error.contains("ssl.ca.location"), "{error}");
         assert!(
             CLIENT_PROPERTIES.get().is_none(),
             "a refused set leaves nothing set"
