@@ -1,20 +1,22 @@
 //! The OpenAPI 3.1 document of every route, generated from the handlers' annotations and
 //! the typed bodies, and served at `GET /openapi.json` without a credential.
 //!
-//! Four things are added to what the annotations say: the `v1` aliases of seed operations
+//! Five things are added to what the annotations say: the `v1` aliases of seed operations
 //! (one handler, two paths), form fields beside JSON for every request body, the bearer
-//! security scheme, and the failures the edge and the extractors answer on any route
+//! security scheme, the failures the edge and the extractors answer on any route
 //! (`401`, `403`, `429`, `503`; `400` and `413` for input; `404` for a path naming nothing),
-//! each with the one error shape.
+//! each with the one error shape, and the headers the edge puts on every answer (the
+//! request id, the rate limit's standing, `Retry-After` on a `429`).
 
 use std::sync::LazyLock;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 
 use super::{connectors, jobs, metrics, observe, tokens};
@@ -55,7 +57,7 @@ use super::{connectors, jobs, metrics, observe, tokens};
         serve,
     ),
     components(schemas(super::error::ErrorCode)),
-    modifiers(&Aliases, &FormBodies, &Bearer, &EdgeFailures),
+    modifiers(&Aliases, &FormBodies, &Bearer, &EdgeFailures, &EdgeHeaders),
     security(("bearer" = [])),
     tags(
         (name = "seed", description = "The seed service's endpoints, as it named them"),
@@ -201,6 +203,69 @@ impl Modify for EdgeFailures {
                     .content("application/json", content)
                     .build();
                 (operation.responses.responses).insert(status.to_string(), response.into());
+            }
+        }
+    }
+}
+
+/// A header the edge sets: its name, its type, its description, and whether every answer
+/// of an operation carries it; `only` names the one status it is on, if any.
+type EdgeHeader = (&'static str, Type, &'static str, Option<&'static str>);
+
+const EDGE_HEADERS: [EdgeHeader; 5] = [
+    (
+        "X-Request-Id",
+        Type::String,
+        "The request's id (the caller's own `X-Request-Id`, or a new one), as the log names it",
+        None,
+    ),
+    (
+        "X-RateLimit-Limit",
+        Type::Integer,
+        "Requests per minute the caller may make (when the request carries a credential)",
+        None,
+    ),
+    (
+        "X-RateLimit-Remaining",
+        Type::Integer,
+        "Requests the caller may still make in this minute (when it carries a credential)",
+        None,
+    ),
+    (
+        "X-RateLimit-Reset",
+        Type::Integer,
+        "Seconds until the caller's allowance is whole again (when it carries a credential)",
+        None,
+    ),
+    (
+        "Retry-After",
+        Type::Integer,
+        "Seconds to wait before the next request",
+        Some("429"),
+    ),
+];
+
+struct EdgeHeaders;
+
+impl Modify for EdgeHeaders {
+    fn modify(&self, openapi: &mut Document) {
+        let responses = (openapi.paths.paths.values_mut())
+            .flat_map(|item| [&mut item.get, &mut item.post, &mut item.delete])
+            .flatten()
+            .flat_map(|operation| operation.responses.responses.iter_mut());
+        for (status, response) in responses {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            for (name, kind, description, only) in EDGE_HEADERS {
+                if only.is_some_and(|only| only != status) {
+                    continue;
+                }
+                let header = HeaderBuilder::new()
+                    .schema(utoipa::openapi::ObjectBuilder::new().schema_type(kind))
+                    .description(Some(description))
+                    .build();
+                response.headers.insert(name.to_string(), header);
             }
         }
     }

@@ -114,6 +114,19 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_the_methods_it_s
                     "{method} {path} {failure}"
                 );
             }
+            for (status, response) in responses.as_object().unwrap() {
+                let headers = &response["headers"];
+                assert_eq!(
+                    headers["X-Request-Id"]["schema"]["type"], "string",
+                    "{method} {path} {status}"
+                );
+                assert_eq!(
+                    headers["X-RateLimit-Remaining"]["schema"]["type"], "integer",
+                    "{method} {path} {status}"
+                );
+                let retry_after = headers.get("Retry-After").is_some();
+                assert_eq!(retry_after, status == "429", "{method} {path} {status}");
+            }
             if let Some(body) = operation.get("requestBody") {
                 let types: Vec<&String> = body["content"].as_object().unwrap().keys().collect();
                 assert_eq!(
