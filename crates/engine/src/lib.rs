@@ -11,7 +11,7 @@
 //!   against the rows it keeps, never trusting a `before` image that may be incomplete.
 //! - [`change`]: the Arrow change batch (a Z-set: rows with +1/-1 weights) operators exchange.
 //! - [`plan`]: SQL planned by DataFusion and compiled into incremental operators ([`ops`]).
-//! - [`sink`]: the operators' output consolidated into one net change per result row.
+//! - [`consolidate`]: the operators' output consolidated into one net change per result row.
 //! - [`output`]: result changes encoded as upsert or Debezium JSON ([`temporal`] values as
 //!   text over their whole range).
 //! - [`pipeline`]: the public entry point tying these together, with snapshot and restore.
@@ -25,6 +25,7 @@
 //! (topic, key, value) bytes and results leave as encoded bytes.
 
 pub mod change;
+pub mod consolidate;
 pub mod debezium;
 mod decimal;
 pub mod error;
@@ -37,12 +38,11 @@ pub mod pipeline;
 pub mod plan;
 mod rows;
 pub mod schema;
-pub mod sink;
 pub mod temporal;
 mod varint;
 
+pub use consolidate::{ChangeKind, ResultChange};
 pub use error::{Error, Result};
 pub use memory::StateUsage;
 pub use output::{Encoder, Format};
 pub use pipeline::{JobSpec, Pipeline, Record, RejectedEvent};
-pub use sink::{ChangeKind, ResultChange};

@@ -17,7 +17,7 @@ use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{FieldRef, TimeUnit, i256};
 use datafusion::common::ScalarValue;
 
-use crate::sink::{ChangeKind, ResultChange};
+use crate::consolidate::{ChangeKind, ResultChange};
 
 /// The shape of output records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

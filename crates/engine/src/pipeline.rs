@@ -17,6 +17,7 @@ use datafusion::arrow::datatypes::{FieldRef, Schema};
 use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
+use crate::consolidate::{Consolidator, ResultChange};
 use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic, value};
 use crate::error::{Error, Result};
 use crate::memory::StateUsage;
@@ -25,7 +26,6 @@ use crate::ops::Node;
 use crate::plan;
 use crate::rows::RowCodec;
 use crate::schema::Catalog;
-use crate::sink::{ResultChange, Sink};
 
 /// What a job runs: the database's Prisma schema and the query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ pub struct Pipeline {
     /// Topic → index into `sources`, or `None` for topics the query does not read.
     topics: HashMap<String, Option<usize>>,
     root: Node,
-    sink: Sink,
+    consolidator: Consolidator,
     key_fields: Vec<FieldRef>,
     value_fields: Vec<FieldRef>,
     output: Vec<ResultChange>,
@@ -175,7 +175,7 @@ impl Pipeline {
             })
             .collect::<Result<Vec<_>>>()?;
         let types = |fields: &[FieldRef]| fields.iter().map(|f| f.data_type().clone()).collect();
-        let sink = Sink::new(
+        let consolidator = Consolidator::new(
             RowCodec::for_equality(types(&plan.key_fields))?,
             RowCodec::for_equality(types(&plan.value_fields))?,
         );
@@ -184,7 +184,7 @@ impl Pipeline {
             sources,
             topics: HashMap::new(),
             root: plan.root,
-            sink,
+            consolidator,
             key_fields: plan.key_fields,
             value_fields: plan.value_fields,
             output: Vec::new(),
@@ -303,10 +303,11 @@ impl Pipeline {
             .map(|s| s.normalizer.contents())
             .collect::<Result<Vec<_>>>()?;
         let out = fresh.root.step(&contents)?;
-        let mut rows: Vec<(Vec<ScalarValue>, Vec<ScalarValue>)> = (fresh.sink.consolidate(&out)?)
-            .into_iter()
-            .filter_map(|change| Some((change.key, change.after?)))
-            .collect();
+        let mut rows: Vec<(Vec<ScalarValue>, Vec<ScalarValue>)> =
+            (fresh.consolidator.consolidate(&out)?)
+                .into_iter()
+                .filter_map(|change| Some((change.key, change.after?)))
+                .collect();
         rows.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
         Ok(rows.into_iter().map(|(_, row)| row).collect())
     }
@@ -377,7 +378,7 @@ impl Pipeline {
         if any || !self.started {
             self.started = true;
             let out = self.root.step(&changes)?;
-            let consolidated = self.sink.consolidate(&out)?;
+            let consolidated = self.consolidator.consolidate(&out)?;
             self.stats.changes += consolidated.len() as u64;
             self.output.extend(consolidated);
         }

@@ -2,7 +2,7 @@
 //!
 //! Like a filter it is linear and stateless. Expressions are DataFusion physical expressions
 //! planned against the visible input columns; the input's key columns (after them) are
-//! appended unchanged so the sink can still tell which result row a change belongs to.
+//! appended unchanged so the consolidator can still tell which result row a change belongs to.
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Consolidation: a step's output change, netted into at most one change per result row.
 //!
 //! Within a step a result row may be retracted and re-inserted several times (a replayed
-//! event, two updates of one key, a group that empties and refills). The sink sums weights
+//! event, two updates of one key, a group that empties and refills). The consolidator sums weights
 //! per (key, row) and keeps what is left: at most one row leaving and one entering per key,
 //! which is a delete, an insert, an update, or nothing at all. Order within the step does not
 //! matter, only the net weights.
@@ -37,7 +37,7 @@ pub struct ResultChange {
 
 /// Consolidates output changes whose batches hold `visible` value columns then the key.
 #[derive(Debug)]
-pub struct Sink {
+pub struct Consolidator {
     visible: usize,
     keys: RowCodec,
     values: RowCodec,
@@ -46,7 +46,7 @@ pub struct Sink {
 /// Per key: distinct rows (by bytes) seen this step, with a sample row index and net weight.
 type Tally = Vec<(Box<[u8]>, usize, i64)>;
 
-impl Sink {
+impl Consolidator {
     pub fn new(keys: RowCodec, values: RowCodec) -> Self {
         Self {
             visible: values.types().len(),
