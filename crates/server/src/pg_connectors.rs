@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eddy_kafka::change_topics::ChangeTopics;
 use eddy_postgres::PgConfig;
@@ -36,6 +36,29 @@ struct Running {
     task: Option<tokio::task::JoinHandle<()>>,
     postgres: PgConfig,
     slot: String,
+    lag: Arc<SlotLag>,
+}
+
+/// How long a slot's lag, once read, answers every view that asks.
+const LAG_FRESH: Duration = Duration::from_secs(1);
+
+/// A slot's lag, read from the database at most once per [`LAG_FRESH`] however many views
+/// ask at once: a burst of status requests opens one database session, not one each.
+#[derive(Default)]
+struct SlotLag(tokio::sync::Mutex<Option<(Instant, Option<i64>)>>);
+
+impl SlotLag {
+    async fn read(&self, postgres: &PgConfig, slot: &str) -> Option<i64> {
+        let mut last = self.0.lock().await;
+        if let Some((at, lag)) = *last
+            && at.elapsed() < LAG_FRESH
+        {
+            return lag;
+        }
+        let lag = connector::slot_lag(postgres, slot).await.ok().flatten();
+        *last = Some((Instant::now(), lag));
+        lag
+    }
 }
 
 /// What the API shows of a connector: never the password.
@@ -155,6 +178,7 @@ impl PgConnectors {
                 task: None,
                 postgres: postgres.clone(),
                 slot: connector::replication_name(environment),
+                lag: Arc::default(),
             },
         );
     }
@@ -228,13 +252,14 @@ impl PgConnectors {
                 task: Some(task),
                 postgres: postgres.clone(),
                 slot: connector::replication_name(environment),
+                lag: Arc::default(),
             },
         );
     }
 
     /// The connector's view, with its slot's lag read from the database, if it runs here.
     pub async fn view(&self, name: &str) -> Option<PgConnectorView> {
-        let (postgres, slot, status) = {
+        let (postgres, slot, status, lag) = {
             let running = self.running.lock();
             let connector = running.get(name)?;
             let status = connector
@@ -242,9 +267,15 @@ impl PgConnectors {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            (connector.postgres.clone(), connector.slot.clone(), status)
+            let lag = Arc::clone(&connector.lag);
+            (
+                connector.postgres.clone(),
+                connector.slot.clone(),
+                status,
+                lag,
+            )
         };
-        let slot_lag_bytes = connector::slot_lag(&postgres, &slot).await.ok().flatten();
+        let slot_lag_bytes = lag.read(&postgres, &slot).await;
         Some(PgConnectorView {
             name: name.to_string(),
             connection: postgres.redacted(),
