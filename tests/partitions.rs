@@ -169,4 +169,28 @@ fn the_capture_over_partitioned_topics_folds_to_postgres_answers() {
             assert_eq!(ordering["by"], "sourcePosition", "{status}");
         }
     }
+
+    // The jobs timed their batches and checkpoints as they ran.
+    let (code, metrics) = server.get("/metrics");
+    assert_eq!(code, 200);
+    let metrics = metrics.as_str().unwrap();
+    let sample = |family: &str, id: &str| -> f64 {
+        let prefix = format!("{family}{{job=\"{id}\",");
+        let line = (metrics.lines().find(|l| l.starts_with(&prefix)))
+            .unwrap_or_else(|| panic!("no {family} of {id}:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    for (_, _, _, jobs) in &runs {
+        for (id, ..) in jobs {
+            assert!(sample("eddy_job_batches_total", id) >= 1.0, "{metrics}");
+            assert!(
+                sample("eddy_job_batch_duration_seconds_count", id) >= 1.0,
+                "{metrics}"
+            );
+            assert!(
+                sample("eddy_job_checkpoint_duration_seconds", id) > 0.0,
+                "{metrics}"
+            );
+        }
+    }
 }

@@ -37,6 +37,7 @@ use crate::error::Result;
 use crate::poison::{self, FailureLog, Failures};
 use crate::sink::Sink;
 use crate::source::{Offsets, Source, covers};
+use crate::timings::{JobTimings, TimingsSnapshot};
 
 /// Everything a job needs to run.
 #[derive(Debug, Clone)]
@@ -104,6 +105,7 @@ pub struct JobMetrics {
     checkpoint_offsets: Mutex<Offsets>,
     waiting_for: Mutex<Vec<String>>,
     ordering: Mutex<Vec<TableOrder>>,
+    timings: JobTimings,
 }
 
 /// A copy of [`JobMetrics`] at one moment.
@@ -140,6 +142,11 @@ impl JobMetrics {
             lag: AtomicI64::new(-1),
             ..Default::default()
         }
+    }
+
+    /// How long the job's batches and checkpoints took, since it was opened.
+    pub fn timings(&self) -> TimingsSnapshot {
+        self.timings.snapshot()
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
@@ -277,7 +284,17 @@ impl Job {
     }
 
     /// Reads, applies and publishes one micro-batch; returns how many records it held.
+    /// A batch of at least one record is timed ([`JobMetrics::timings`]).
     pub fn step(&mut self) -> Result<usize> {
+        let started = Instant::now();
+        let records = self.step_batch()?;
+        if records > 0 {
+            self.metrics.timings.batch(started.elapsed());
+        }
+        Ok(records)
+    }
+
+    fn step_batch(&mut self) -> Result<usize> {
         let config = &self.config;
         let (batch, replayed) = match self.replay.front().cloned() {
             Some(end) => {
@@ -342,7 +359,9 @@ impl Job {
     pub fn checkpoint(&mut self) -> Result<()> {
         self.last_checkpoint = Instant::now();
         if self.unsaved > 0 && self.replay.is_empty() {
+            let started = Instant::now();
             self.save()?;
+            self.metrics.timings.checkpoint(started.elapsed());
         }
         // Measured after the save: a lag of 0 then means every result is acknowledged.
         *self.metrics.waiting_for.lock() = self.source.missing_topics().to_vec();

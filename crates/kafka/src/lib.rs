@@ -13,7 +13,8 @@
 //!   create topics on first use).
 //! - [`checkpoint`]: the engine's snapshot and the source offsets it covers, in one file
 //!   replaced atomically.
-//! - [`job`]: the loop that ties them together, and its live counters.
+//! - [`job`]: the loop that ties them together, and its live counters ([`timings`]: how
+//!   long its batches and checkpoints take).
 //! - [`set_client_properties`]: librdkafka properties every client gets (SASL, TLS).
 //!
 //! # Delivery
@@ -34,6 +35,7 @@ pub mod job;
 pub mod poison;
 pub mod sink;
 pub mod source;
+pub mod timings;
 
 pub use config::set_client_properties;
 pub use error::{Error, Result};

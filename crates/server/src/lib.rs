@@ -17,8 +17,8 @@
 //!   outside the data directory.
 //! - [`registry`]: job definitions on disk (written as [`durable`] files are).
 //! - [`supervisor`]: a thread per job, restarts with backoff, stop with a checkpoint; what
-//!   it records of each job: its history ([`runs`]), the timings of its batches and
-//!   checkpoints ([`timings`]) and its recent log lines ([`job_logs`]).
+//!   it records of each job: its history ([`runs`]) and its recent log lines
+//!   ([`job_logs`]).
 //! - [`job_state`]: a job's checkpointed state read back: its size and its result rows.
 
 pub mod api;
@@ -36,7 +36,6 @@ pub mod runs;
 pub mod sealed;
 pub mod service;
 pub mod supervisor;
-pub mod timings;
 
 pub use api::edge::{EdgeOptions, callers_of, with_edge};
 pub use api::router;

@@ -7,9 +7,8 @@
 //! visible as `FAILED` with its reason.
 //!
 //! Each start, restart, failure, pause, resume and cancel goes into the job's history
-//! ([`Runs`]); the thread times the job's batches and checkpoints ([`JobTimings`]) and runs
-//! inside a `job` tracing span naming the job, which is how its log lines find it
-//! ([`crate::job_logs`]).
+//! ([`Runs`]); the thread runs inside a `job` tracing span naming the job, which is how
+//! its log lines find it ([`crate::job_logs`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,7 +27,6 @@ use crate::job_logs;
 use crate::job_state::{JobStates, ResultTable};
 use crate::registry::{Desired, JobDefinition, Registry};
 use crate::runs::{RunEvent, RunEventKind, Runs};
-use crate::timings::{JobTimings, TimingsSnapshot};
 
 /// How jobs run: where the brokers are, how they batch and checkpoint, and what they do
 /// with records that cannot be processed.
@@ -83,7 +81,6 @@ struct Health {
 struct Runtime {
     health: Mutex<Health>,
     metrics: Arc<JobMetrics>,
-    timings: JobTimings,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -97,7 +94,6 @@ impl Runtime {
                 restarts: 0,
             }),
             metrics: Arc::new(JobMetrics::new()),
-            timings: JobTimings::default(),
             stop: Arc::new(AtomicBool::new(false)),
             thread: Mutex::new(None),
         })
@@ -126,7 +122,7 @@ pub struct JobView {
     pub error: Option<String>,
     pub restarts: u32,
     pub metrics: MetricsSnapshot,
-    pub timings: TimingsSnapshot,
+    pub timings: eddy_kafka::timings::TimingsSnapshot,
 }
 
 struct Entry {
@@ -370,7 +366,7 @@ fn view(entry: &Entry) -> JobView {
         error: health.error.clone(),
         restarts: health.restarts,
         metrics: entry.runtime.metrics.snapshot(),
-        timings: entry.runtime.timings.snapshot(),
+        timings: entry.runtime.metrics.timings(),
     }
 }
 
@@ -387,7 +383,7 @@ fn supervise(config: JobConfig, runtime: &Runtime, runs: &Runs) {
             Job::open(config.clone(), Arc::clone(&runtime.metrics)).and_then(|mut job| {
                 runtime.set(JobState::Running, None);
                 runs.record(opened, runtime.metrics.snapshot().records_in, None);
-                run_timed(&mut job, &config, runtime)
+                job.run(&runtime.stop)
             });
         let Err(error) = outcome else { return };
         opened = RunEventKind::Restarted;
@@ -406,34 +402,6 @@ fn supervise(config: JobConfig, runtime: &Runtime, runs: &Runs) {
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-}
-
-/// Runs the job until asked to stop, then checkpoints, as [`Job::run`] does, timing each
-/// batch and each checkpoint that saved one.
-fn run_timed(job: &mut Job, config: &JobConfig, runtime: &Runtime) -> eddy_kafka::Result<()> {
-    let mut last_checkpoint = Instant::now();
-    while !runtime.stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        if job.step()? > 0 {
-            runtime.timings.batch(started.elapsed());
-        }
-        if last_checkpoint.elapsed() >= config.checkpoint_interval {
-            checkpoint_timed(job, runtime)?;
-            last_checkpoint = Instant::now();
-        }
-    }
-    checkpoint_timed(job, runtime)
-}
-
-/// [`Job::checkpoint`], timed when it saved one (the checkpoint's time moved).
-fn checkpoint_timed(job: &mut Job, runtime: &Runtime) -> eddy_kafka::Result<()> {
-    let before = runtime.metrics.snapshot().last_checkpoint_ms;
-    let started = Instant::now();
-    job.checkpoint()?;
-    if runtime.metrics.snapshot().last_checkpoint_ms != before {
-        runtime.timings.checkpoint(started.elapsed());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::Caller;
 use crate::service::Service;
 use crate::supervisor::{JobState, JobView};
-use crate::timings::BATCH_BUCKETS;
+use eddy_kafka::timings::BATCH_BUCKETS;
 
 /// A job as a scrape sees it: its view, and its state's size when it has a checkpoint.
 pub struct Observed {

@@ -11,7 +11,7 @@ use super::*;
 use crate::api::metrics::{Observed, exposition};
 use crate::registry::JobDefinition;
 use crate::supervisor::{JobState, JobView};
-use crate::timings::JobTimings;
+use eddy_kafka::timings::JobTimings;
 
 async fn scrape(router: &Router, token: Option<&str>) -> prometheus_parse::Scrape {
     let (status, headers, body) = exchange(router, token, get_request("/metrics")).await;
@@ -91,7 +91,7 @@ async fn metrics_list_the_callers_jobs_and_the_process() {
         else {
             panic!("not a histogram")
         };
-        assert_eq!(buckets.len(), crate::timings::BATCH_BUCKETS.len() + 1);
+        assert_eq!(buckets.len(), eddy_kafka::timings::BATCH_BUCKETS.len() + 1);
         assert!(buckets.iter().all(|b| b.count == 0.0));
     }
     assert!(jobs_in(&all, "eddy_job_state_bytes").is_empty());

@@ -1,6 +1,5 @@
-//! How long a job's steps take, as its supervisor measures them around the job's loop:
-//! batches (read, applied and published) in a latency histogram, and the last
-//! checkpoint's duration. Counted since the job's thread last started.
+//! How long a job's steps take: batches (read, applied and published) in a latency
+//! histogram, and the last checkpoint's duration. Counted since the job was opened.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
