@@ -191,6 +191,7 @@ fn the_capture_over_partitioned_topics_folds_to_postgres_answers() {
                 sample("eddy_job_checkpoint_duration_seconds", id) > 0.0,
                 "{metrics}"
             );
+            assert!(sample("eddy_job_state_bytes", id) > 0.0, "{metrics}");
         }
     }
 }

@@ -102,6 +102,8 @@ pub struct JobMetrics {
     lag_by_partition: Mutex<Offsets>,
     lag_measured_ms: AtomicU64,
     last_checkpoint_ms: AtomicU64,
+    /// Bytes of the last checkpoint's engine snapshot; 0 until there is one.
+    state_bytes: AtomicU64,
     checkpoint_offsets: Mutex<Offsets>,
     waiting_for: Mutex<Vec<String>>,
     ordering: Mutex<Vec<TableOrder>>,
@@ -127,6 +129,9 @@ pub struct MetricsSnapshot {
     pub lag_measured_ms: Option<u64>,
     /// Milliseconds since the Unix epoch.
     pub last_checkpoint_ms: Option<u64>,
+    /// Bytes of the engine state (kept rows and operator state, serialized) in the last
+    /// checkpoint, once there is one.
+    pub state_bytes: Option<u64>,
     /// The next offset to read per input partition, as of the last checkpoint.
     pub checkpoint_offsets: Offsets,
     /// Input topics that do not exist yet.
@@ -162,6 +167,7 @@ impl JobMetrics {
             lag_by_partition: self.lag_by_partition.lock().clone(),
             lag_measured_ms: Some(self.lag_measured_ms.load(Ordering::Relaxed)).filter(|&t| t > 0),
             last_checkpoint_ms: (checkpoint > 0).then_some(checkpoint),
+            state_bytes: Some(self.state_bytes.load(Ordering::Relaxed)).filter(|&b| b > 0),
             checkpoint_offsets: self.checkpoint_offsets.lock().clone(),
             waiting_for_topics: self.waiting_for.lock().clone(),
             ordering: self.ordering.lock().clone(),
@@ -194,7 +200,11 @@ impl Job {
     pub fn open(config: JobConfig, metrics: Arc<JobMetrics>) -> Result<Job> {
         let store = CheckpointStore::new(&config.checkpoint_dir);
         let (pipeline, meta) = match store.load()? {
-            Some(checkpoint) => (Pipeline::restore(&checkpoint.snapshot)?, checkpoint.meta),
+            Some(checkpoint) => {
+                let bytes = checkpoint.snapshot.len() as u64;
+                metrics.state_bytes.store(bytes, Ordering::Relaxed);
+                (Pipeline::restore(&checkpoint.snapshot)?, checkpoint.meta)
+            }
             None => (
                 Pipeline::new(config.spec.clone())?,
                 CheckpointMeta::default(),
@@ -395,6 +405,7 @@ impl Job {
             snapshot: self.pipeline.snapshot()?,
         };
         self.store.save(&checkpoint)?;
+        (self.metrics.state_bytes).store(checkpoint.snapshot.len() as u64, Ordering::Relaxed);
         self.batches.clear()?;
         if !self.failures.is_empty() {
             self.failures = Failures::default();

@@ -1,8 +1,7 @@
 //! A job's state as of its last checkpoint, read from the checkpoint file (the running job
-//! keeps its own in its thread): the state's size, and the query's current result rows as
-//! the engine computes them from that state ([`Pipeline::result`]). Each is kept until the
-//! job has a newer checkpoint, so a scrape or a page of results reads the file once per
-//! checkpoint.
+//! keeps its own in its thread): the query's current result rows as the engine computes
+//! them from that state ([`Pipeline::result`]), kept until the job has a newer checkpoint,
+//! so pages of results read the file once per checkpoint.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,9 +31,7 @@ pub struct ResultTable {
 struct Loaded {
     /// The checkpoint's time (0 for none).
     taken_at_ms: u64,
-    state_bytes: Option<u64>,
-    /// Computed when first asked for.
-    result: Option<Arc<ResultTable>>,
+    result: Arc<ResultTable>,
 }
 
 /// The jobs' checkpointed states, read when asked for and kept per checkpoint.
@@ -44,33 +41,9 @@ pub struct JobStates {
 }
 
 impl JobStates {
-    /// Bytes of the job's engine state in its last checkpoint: the rows its normalizers keep
-    /// and its operators' state, serialized as [`Pipeline::snapshot`] writes them; `None`
-    /// until the job has a checkpoint. `checkpoint_ms` is the checkpoint the job last
-    /// reported (its metrics), which says whether what was read before is still current.
-    pub fn state_bytes(
-        &self,
-        id: &str,
-        dir: &Path,
-        checkpoint_ms: Option<u64>,
-    ) -> Result<Option<u64>> {
-        let mut loaded = self.loaded.lock();
-        if let Some(state) = loaded.get(id).filter(|s| is_current(s, checkpoint_ms)) {
-            return Ok(state.state_bytes);
-        }
-        let checkpoint = read(id, dir)?;
-        let state = Loaded {
-            taken_at_ms: checkpoint.as_ref().map_or(0, |c| c.meta.taken_at_ms),
-            state_bytes: checkpoint.map(|c| c.snapshot.len() as u64),
-            result: None,
-        };
-        let bytes = state.state_bytes;
-        loaded.insert(id.to_string(), state);
-        Ok(bytes)
-    }
-
-    /// The job's result rows as of its last checkpoint (see [`JobStates::state_bytes`] for
-    /// `checkpoint_ms`); a job without one shows the result of `spec` over no records.
+    /// The job's result rows as of its last checkpoint; a job without one shows the result
+    /// of `spec` over no records. `checkpoint_ms` is the checkpoint the job last reported
+    /// (its metrics), which says whether what was read before is still current.
     pub fn result(
         &self,
         id: &str,
@@ -81,7 +54,7 @@ impl JobStates {
         let mut loaded = self.loaded.lock();
         let cached = (loaded.get(id))
             .filter(|s| is_current(s, checkpoint_ms))
-            .and_then(|s| s.result.clone());
+            .map(|s| Arc::clone(&s.result));
         if let Some(result) = cached {
             return Ok(result);
         }
@@ -110,8 +83,7 @@ impl JobStates {
         });
         let state = Loaded {
             taken_at_ms,
-            state_bytes: checkpoint.map(|c| c.snapshot.len() as u64),
-            result: Some(Arc::clone(&result)),
+            result: Arc::clone(&result),
         };
         loaded.insert(id.to_string(), state);
         Ok(result)

@@ -249,14 +249,6 @@ impl Supervisor {
         Some(runs.events())
     }
 
-    /// Bytes of the job's engine state as of its last checkpoint (see
-    /// [`JobStates::state_bytes`]).
-    pub fn state_bytes(&self, job: &JobView) -> Result<Option<u64>> {
-        let id = &job.definition.id;
-        let checkpoint = job.metrics.last_checkpoint_ms;
-        (self.states).state_bytes(id, &self.registry.job_dir(id), checkpoint)
-    }
-
     /// The job's result rows as of its last checkpoint (see [`JobStates::result`]).
     pub fn result(&self, job: &JobView) -> Result<Arc<ResultTable>> {
         let (id, spec) = (&job.definition.id, &job.definition.spec);

@@ -19,12 +19,6 @@ use crate::service::Service;
 use crate::supervisor::{JobState, JobView};
 use eddy_kafka::timings::BATCH_BUCKETS;
 
-/// A job as a scrape sees it: its view, and its state's size when it has a checkpoint.
-pub struct Observed {
-    pub job: JobView,
-    pub state_bytes: Option<u64>,
-}
-
 /// The jobs the caller may see (the admin: all; an environment's token: its own), and the
 /// process, for Prometheus.
 #[utoipa::path(
@@ -36,26 +30,12 @@ pub async fn metrics_of_visible_jobs(
     State(service): State<Arc<Service>>,
     caller: Caller,
 ) -> Response {
-    let reader = Arc::clone(&service);
-    // Reading a checkpoint is file I/O: off the async workers.
-    let observed = tokio::task::spawn_blocking(move || {
-        let supervisor = reader.supervisor();
-        (supervisor.list().into_iter())
-            .filter(|job| caller.sees(&job.definition.environment_id))
-            .map(|job| {
-                let state_bytes = (supervisor.state_bytes(&job)).unwrap_or_else(|error| {
-                    tracing::warn!(job = %job.definition.id, %error, "state size not read");
-                    None
-                });
-                Observed { job, state_bytes }
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
+    let jobs: Vec<JobView> = (service.supervisor().list().into_iter())
+        .filter(|job| caller.sees(&job.definition.environment_id))
+        .collect();
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        exposition(&observed),
+        exposition(&jobs),
     )
         .into_response()
 }
@@ -66,7 +46,7 @@ type Family = (
     &'static str,
     &'static str,
     &'static str,
-    fn(&Observed, u64) -> Option<f64>,
+    fn(&JobView, u64) -> Option<f64>,
 );
 
 const FAMILIES: [Family; 12] = [
@@ -74,80 +54,80 @@ const FAMILIES: [Family; 12] = [
         "records_in_total",
         "counter",
         "Records read from the job's input topics.",
-        |o, _| Some(o.job.metrics.records_in as f64),
+        |o, _| Some(o.metrics.records_in as f64),
     ),
     (
         "records_out_total",
         "counter",
         "Result changes the job published.",
-        |o, _| Some(o.job.metrics.records_out as f64),
+        |o, _| Some(o.metrics.records_out as f64),
     ),
     (
         "dead_letters_total",
         "counter",
         "Records sent to the job's dead-letter topic.",
-        |o, _| Some(o.job.metrics.dead_letters as f64),
+        |o, _| Some(o.metrics.dead_letters as f64),
     ),
     (
         "dead_letter_failures_total",
         "counter",
         "Dead letters their topic refused (those records were skipped).",
-        |o, _| Some(o.job.metrics.dead_letter_failures as f64),
+        |o, _| Some(o.metrics.dead_letter_failures as f64),
     ),
     (
         "poison_pills_total",
         "counter",
         "Records skipped because they failed the job on every try.",
-        |o, _| Some(o.job.metrics.poison_pills as f64),
+        |o, _| Some(o.metrics.poison_pills as f64),
     ),
     (
         "restarts_total",
         "counter",
         "Times the job was started again after a failure.",
-        |o, _| Some(f64::from(o.job.restarts)),
+        |o, _| Some(f64::from(o.restarts)),
     ),
     (
         "lag",
         "gauge",
         "Messages in the job's input topics not read yet, when measured.",
-        |o, _| o.job.metrics.lag.map(|lag| lag as f64),
+        |o, _| o.metrics.lag.map(|lag| lag as f64),
     ),
     (
         "batches_total",
         "counter",
         "Batches (of at least one record) the job read, applied and published since its thread started.",
-        |o, _| Some(o.job.timings.batches as f64),
+        |o, _| Some(o.timings.batches as f64),
     ),
     (
         "checkpoint_duration_seconds",
         "gauge",
         "How long the job's last checkpoint took (results acknowledged, state saved).",
-        |o, _| o.job.timings.last_checkpoint_seconds,
+        |o, _| o.timings.last_checkpoint_seconds,
     ),
     (
         "state_bytes",
         "gauge",
         "Bytes of the job's engine state (kept rows and operator state, serialized) in its last checkpoint.",
-        |o, _| o.state_bytes.map(|bytes| bytes as f64),
+        |o, _| o.metrics.state_bytes.map(|bytes| bytes as f64),
     ),
     (
         "checkpoint_age_seconds",
         "gauge",
         "Seconds since the job's last checkpoint.",
         |o, now_ms| {
-            (o.job.metrics.last_checkpoint_ms).map(|at| now_ms.saturating_sub(at) as f64 / 1000.0)
+            (o.metrics.last_checkpoint_ms).map(|at| now_ms.saturating_sub(at) as f64 / 1000.0)
         },
     ),
     (
         "up",
         "gauge",
         "1 while the job runs, 0 while it is created, paused, failed or canceled.",
-        |o, _| Some(f64::from(u8::from(o.job.state == JobState::Running))),
+        |o, _| Some(f64::from(u8::from(o.state == JobState::Running))),
     ),
 ];
 
 /// The exposition of `jobs` and of this process.
-pub fn exposition(jobs: &[Observed]) -> String {
+pub fn exposition(jobs: &[JobView]) -> String {
     let mut out = String::new();
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -157,7 +137,7 @@ pub fn exposition(jobs: &[Observed]) -> String {
         let _ = writeln!(out, "# TYPE eddy_job_{name} {kind}");
         for job in jobs {
             if let Some(value) = value(job, now_ms) {
-                let _ = writeln!(out, "eddy_job_{name}{{{}}} {value}", labels(&job.job));
+                let _ = writeln!(out, "eddy_job_{name}{{{}}} {value}", labels(job));
             }
         }
     }
@@ -168,14 +148,14 @@ pub fn exposition(jobs: &[Observed]) -> String {
 }
 
 /// `eddy_job_partition_lag`: `eddy_job_lag` per input topic and partition.
-fn partition_lag(out: &mut String, jobs: &[Observed]) {
+fn partition_lag(out: &mut String, jobs: &[JobView]) {
     let name = "eddy_job_partition_lag";
     let _ = writeln!(
         out,
         "# HELP {name} Messages in one partition of the job's input topics not read yet, when measured.\n\
          # TYPE {name} gauge"
     );
-    for Observed { job, .. } in jobs {
+    for job in jobs {
         let labels = labels(job);
         for (topic, partitions) in &job.metrics.lag_by_partition {
             for (partition, lag) in partitions {
@@ -190,14 +170,14 @@ fn partition_lag(out: &mut String, jobs: &[Observed]) {
 }
 
 /// `eddy_job_batch_duration_seconds`: a histogram per job of how long its batches took.
-fn batch_latency(out: &mut String, jobs: &[Observed]) {
+fn batch_latency(out: &mut String, jobs: &[JobView]) {
     let name = "eddy_job_batch_duration_seconds";
     let _ = writeln!(
         out,
         "# HELP {name} How long the job's batches took to read, apply and publish.\n\
          # TYPE {name} histogram"
     );
-    for Observed { job, .. } in jobs {
+    for job in jobs {
         let (labels, timings) = (labels(job), &job.timings);
         for (bound, count) in BATCH_BUCKETS.iter().zip(timings.batch_buckets) {
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");

@@ -19,7 +19,7 @@ pub(super) const TAKEN_AT_MS: u64 = 1_700_000_000_000;
 
 /// Pauses the job (its thread stops) and writes a checkpoint of its query over three
 /// orders, two `new` and one `paid`, as the job would have; returns the snapshot's size.
-pub(super) async fn checkpointed(router: &Router, data_dir: &Path, job: &str) -> usize {
+async fn checkpointed(router: &Router, data_dir: &Path, job: &str) -> usize {
     let (status, body) = send(router, post_request(&format!("/v1/jobs/{job}/pause"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let dir = data_dir.join("jobs").join(job);
