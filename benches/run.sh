@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark figure of README.md's table, measured on this machine, then the table.
 #
-#   benches/run.sh                 # 1M events; about 17 minutes on 2 cores, Flink included
+#   benches/run.sh                 # 1M events (and 10M); about 20 minutes on 2 cores, Flink included
 #   EVENTS=200000 benches/run.sh   # quicker
 #   FLINK=0 benches/run.sh         # without the Flink comparison
 #
@@ -26,6 +26,19 @@ for query in q1 q2 q3 q5; do
     "$EDDY" bench --input "$OUT/orders.jsonl" --table orders --query "$query" \
         --json "$OUT/in-process-$query.json" > /dev/null
 done
+# The same on one thread (decoding and applying in turn), for the scaling.
+for query in q1 q2 q3; do
+    "$EDDY" bench --threads 1 --input "$OUT/orders.jsonl" --table orders --query "$query" \
+        --json "$OUT/in-process-$query-t1.json" > /dev/null
+done
+# Ten times the events and the live rows: how the cost per event grows with the state. The
+# file (about 6 GB at 10M events) is removed after.
+"$EDDY" gen --events $((EVENTS * 10)) --live-keys $((EVENTS * 5)) --shape envelope \
+    --decimal string --output "$OUT/orders-10x.jsonl"
+sync
+"$EDDY" bench --input "$OUT/orders-10x.jsonl" --table orders --query q1 \
+    --json "$OUT/in-process-q1-10x.json" > /dev/null
+rm "$OUT/orders-10x.jsonl"
 # Q1 over the same records as Q4 is what Q4's rate is compared with.
 for query in q1 q4; do
     "$EDDY" bench --input "$OUT/shop.jsonl" --query "$query" \

@@ -61,6 +61,10 @@ def main(out, flink_path):
                    versus["flink"].get("first_result_s") else "-")
         print("| " + " | ".join(row) + " |")
     print()
+    threads(out)
+    print()
+    growth(out)
+    print()
     targets(out)
     print()
     print("| through tansu, Q1 | records/s | bare consumer | latency p50 | p99 | max | "
@@ -78,6 +82,38 @@ def main(out, flink_path):
         floor = f"{floor['p50']:.1f} / {floor['p99']:.1f} ms" if floor else "-"
         print(f"| {label}{rate} | {k(run['records_per_second'])} | {bare} | "
               f"{lat['p50']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {floor} |")
+
+
+def threads(out):
+    """Each query on one thread and on two (decoding beside applying), and the scaling."""
+    print("| query | 1 thread events/s | events/CPU-s | 2 threads events/s | events/CPU-s | "
+          "scaling efficiency |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in ("q1", "q2", "q3"):
+        one, two = load(out / f"in-process-{name}-t1.json"), load(out / f"in-process-{name}.json")
+        if one is None or two is None:
+            continue
+        efficiency = two["events_per_second"] / (2 * one["events_per_second"])
+        print(f"| {name.upper()} | {k(one['events_per_second'])} | "
+              f"{k(one['events_per_cpu_second'])} | {k(two['events_per_second'])} | "
+              f"{k(two['events_per_cpu_second'])} | {100 * efficiency:.0f}% |")
+
+
+def growth(out):
+    """Q1 over ten times the events and live rows, against the base run."""
+    base, big = load(out / "in-process-q1.json"), load(out / "in-process-q1-10x.json")
+    if base is None or big is None:
+        return
+    print("| Q1 | events | live rows | events/s | CPU µs/event | peak RSS | "
+          "table state per live row | operator state |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for label, run in (("base", base), ("10×", big)):
+        print(f"| {label} | {run['events']:,} | {run['live_keys']:,} | "
+              f"{k(run['events_per_second'])} | {1e6 / run['events_per_cpu_second']:.2f} | "
+              f"{run['peak_rss_bytes'] / 1e6:.0f} MB | {run['state_bytes_per_live_key']:.0f} B | "
+              f"{run['operator_state_bytes']:,} B |")
+    ratio = base["events_per_cpu_second"] / big["events_per_cpu_second"]
+    print(f"\nCPU per event at 10× the events: {ratio:.2f}× the base run's.")
 
 
 def targets(out):

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use eddy_engine::debezium::{BinaryHandling, DecimalHandling, DecodeOptions, TimePrecision};
-use eddy_engine::{JobSpec, Pipeline, Record, ResultChange};
+use eddy_engine::{BatchDecoder, DecodedBatch, JobSpec, Pipeline, Record, ResultChange};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -35,6 +35,10 @@ pub struct JobArgs {
     /// Records applied per batch; each batch's result changes are consolidated.
     #[arg(long, default_value_t = 4096)]
     pub batch_size: usize,
+    /// Threads: 2 decodes the next batch on a second thread while this one is applied; 1
+    /// does both in turn. The results are the same.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: u8,
     /// How decimal strings are read when messages carry no schema.
     #[arg(long, value_enum, default_value_t = DecimalArg::Auto)]
     pub decimal_handling: DecimalArg,
@@ -119,9 +123,12 @@ impl JobArgs {
 }
 
 /// Opens `path` (`-` is stdin) for reading lines.
-pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     if path.as_os_str() == "-" {
-        return Ok(Box::new(BufReader::new(std::io::stdin().lock())));
+        return Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            std::io::stdin(),
+        )));
     }
     let file = File::open(path).with_context(|| format!("opening input {}", path.display()))?;
     Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
@@ -137,69 +144,200 @@ struct Line<'a> {
     value: Option<&'a RawValue>,
 }
 
+/// A decoded batch, the line numbers of its records (by ordinal in the batch) and the
+/// input's bytes read up to its end.
+struct Batch {
+    decoded: DecodedBatch,
+    lines: Vec<usize>,
+    bytes: u64,
+}
+
+/// What a malformed or inapplicable record does, and how many were skipped.
+#[derive(Clone, Copy)]
+struct Errors {
+    on_error: OnError,
+    skipped: u64,
+}
+
+impl Errors {
+    fn bad_record(&mut self, line_number: usize, error: anyhow::Error) -> Result<()> {
+        match self.on_error {
+            OnError::Fail => Err(error.context(format!("line {line_number}"))),
+            OnError::Skip => {
+                eprintln!("eddy: line {line_number}: skipped: {error:#}");
+                self.skipped += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Feeds a pipeline from lines of records, batch by batch, handing each batch's result
 /// changes to `changes` and the bytes read so far to `progress`.
+///
+/// With two threads, one reads and decodes the next batch while the other applies this
+/// one; the batches are the same either way, so the results are too.
 pub struct Feeder<'a> {
     pub pipeline: &'a mut Pipeline,
-    pub on_error: OnError,
     pub table: Option<String>,
     pub batch_size: usize,
-    /// Line numbers of the records pushed since the last flush, by push order.
-    lines: Vec<usize>,
-    pub skipped: u64,
+    pub threads: u8,
+    errors: Errors,
 }
 
 impl<'a> Feeder<'a> {
     pub fn new(pipeline: &'a mut Pipeline, args: &JobArgs) -> Self {
         Self {
             pipeline,
-            on_error: args.on_error,
             table: args.table.clone(),
             batch_size: args.batch_size.max(1),
-            lines: Vec::new(),
-            skipped: 0,
+            threads: args.threads,
+            errors: Errors {
+                on_error: args.on_error,
+                skipped: 0,
+            },
         }
+    }
+
+    /// Records skipped (with `--on-error skip`).
+    pub fn skipped(&self) -> u64 {
+        self.errors.skipped
     }
 
     /// Reads every line of `input`.
     pub fn feed(
         &mut self,
-        mut input: impl BufRead,
+        input: impl BufRead + Send,
         mut changes: impl FnMut(Vec<ResultChange>) -> Result<()>,
         mut progress: impl FnMut(u64),
     ) -> Result<()> {
+        let mut reader = Reader {
+            decoder: self.pipeline.decoder()?,
+            table: self.table.clone(),
+            batch_size: self.batch_size,
+            errors: self.errors,
+        };
+        if self.threads == 1 {
+            reader.read(input, |batch| {
+                let bytes = batch.bytes;
+                changes(self.apply(batch)?)?;
+                progress(bytes);
+                Ok(true)
+            })?;
+            self.errors.skipped += reader.errors.skipped;
+            return Ok(());
+        }
+        // One batch decoded ahead: enough to keep both threads busy, and a bound on memory.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Batch>(1);
+        std::thread::scope(|scope| {
+            let decoding = scope.spawn(move || {
+                // A closed channel means the applying side stopped on an error, which it
+                // reports; this side just ends.
+                reader.read(input, |batch| Ok(sender.send(batch).is_ok()))?;
+                Ok::<_, anyhow::Error>(reader.errors.skipped)
+            });
+            let applied = receiver.into_iter().try_for_each(|batch| {
+                let bytes = batch.bytes;
+                changes(self.apply(batch)?)?;
+                progress(bytes);
+                Ok::<_, anyhow::Error>(())
+            });
+            let decoded = decoding
+                .join()
+                .map_err(|_| anyhow::anyhow!("the decoding thread panicked"))?;
+            applied?;
+            self.errors.skipped += decoded?;
+            Ok(())
+        })
+    }
+
+    fn apply(&mut self, batch: Batch) -> Result<Vec<ResultChange>> {
+        let first_ordinal = self.pipeline.stats().records;
+        let rejected = self.pipeline.apply(batch.decoded)?;
+        for r in rejected {
+            let line = batch.lines[(r.ordinal - first_ordinal) as usize];
+            self.errors.bad_record(line, r.error.into())?;
+        }
+        Ok(self.pipeline.drain())
+    }
+}
+
+/// Reads lines of records and decodes them into batches.
+struct Reader {
+    decoder: BatchDecoder,
+    table: Option<String>,
+    batch_size: usize,
+    errors: Errors,
+}
+
+impl Reader {
+    /// Decodes every line of `input`, handing each batch to `batch`, which says whether to
+    /// go on. Lines are decoded where they sit in the reader's buffer; only a line the
+    /// buffer's end cuts is copied.
+    fn read(
+        &mut self,
+        mut input: impl BufRead,
+        mut batch: impl FnMut(Batch) -> Result<bool>,
+    ) -> Result<()> {
         let mut line_number = 0usize;
-        let mut line = Vec::new();
+        let mut lines = Vec::with_capacity(self.batch_size);
         let mut bytes = 0u64;
+        let mut cut = Vec::new();
         loop {
-            line.clear();
-            line_number += 1;
-            let read = input
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("reading line {line_number}"))?;
-            if read == 0 {
+            let buffer = input
+                .fill_buf()
+                .with_context(|| format!("reading line {}", line_number + 1))?;
+            if buffer.is_empty() {
                 break;
             }
-            bytes += read as u64;
-            if line.trim_ascii().is_empty() {
-                continue;
-            }
-            self.push(line_number, &line)?;
-            if self.lines.len() >= self.batch_size {
-                changes(self.flush()?)?;
-                progress(bytes);
+            line_number += 1;
+            let length = match memchr::memchr(b'\n', buffer) {
+                Some(end) => {
+                    let length = end + 1;
+                    self.line(line_number, &buffer[..length], &mut lines)?;
+                    input.consume(length);
+                    length
+                }
+                None => {
+                    cut.clear();
+                    input
+                        .read_until(b'\n', &mut cut)
+                        .with_context(|| format!("reading line {line_number}"))?;
+                    self.line(line_number, &cut, &mut lines)?;
+                    cut.len()
+                }
+            };
+            bytes += length as u64;
+            if lines.len() >= self.batch_size {
+                let lines = std::mem::replace(&mut lines, Vec::with_capacity(self.batch_size));
+                let decoded = self.decoder.finish()?;
+                if !batch(Batch {
+                    decoded,
+                    lines,
+                    bytes,
+                })? {
+                    return Ok(());
+                }
             }
         }
-        changes(self.flush()?)?;
-        progress(bytes);
+        let decoded = self.decoder.finish()?;
+        batch(Batch {
+            decoded,
+            lines,
+            bytes,
+        })?;
         Ok(())
     }
 
-    fn push(&mut self, line_number: usize, line: &[u8]) -> Result<()> {
+    /// Decodes one line into the batch, its line number to `lines` (unless blank).
+    fn line(&mut self, line_number: usize, line: &[u8], lines: &mut Vec<usize>) -> Result<()> {
+        if line.trim_ascii().is_empty() {
+            return Ok(());
+        }
         let pushed = match &self.table {
             Some(table) => {
-                self.lines.push(line_number);
-                self.pipeline.push(Record {
+                lines.push(line_number);
+                self.decoder.push(Record {
                     topic: table,
                     key: None,
                     value: Some(line),
@@ -212,11 +350,11 @@ impl<'a> Feeder<'a> {
                         let e = anyhow::anyhow!(
                             "not a Kafka record ({{\"topic\", \"key\", \"value\"}}): {e}"
                         );
-                        return self.bad_record(line_number, e);
+                        return self.errors.bad_record(line_number, e);
                     }
                 };
-                self.lines.push(line_number);
-                self.pipeline.push(Record {
+                lines.push(line_number);
+                self.decoder.push(Record {
                     topic: &record.topic,
                     key: record.key.map(|k| k.get().as_bytes()),
                     value: record.value.map(|v| v.get().as_bytes()),
@@ -225,29 +363,7 @@ impl<'a> Feeder<'a> {
         };
         match pushed {
             Ok(()) => Ok(()),
-            Err(e) => self.bad_record(line_number, e.into()),
+            Err(e) => self.errors.bad_record(line_number, e.into()),
         }
-    }
-
-    fn bad_record(&mut self, line_number: usize, error: anyhow::Error) -> Result<()> {
-        match self.on_error {
-            OnError::Fail => Err(error.context(format!("line {line_number}"))),
-            OnError::Skip => {
-                eprintln!("eddy: line {line_number}: skipped: {error:#}");
-                self.skipped += 1;
-                Ok(())
-            }
-        }
-    }
-
-    fn flush(&mut self) -> Result<Vec<ResultChange>> {
-        let first_ordinal = self.pipeline.stats().records - self.lines.len() as u64;
-        let rejected = self.pipeline.flush()?;
-        let lines = std::mem::take(&mut self.lines);
-        for r in rejected {
-            let line = lines[(r.ordinal - first_ordinal) as usize];
-            self.bad_record(line, r.error.into())?;
-        }
-        Ok(self.pipeline.drain())
     }
 }

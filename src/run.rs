@@ -55,7 +55,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         },
         |_| {},
     )?;
-    let skipped = feeder.skipped;
+    let skipped = feeder.skipped();
     out.flush()?;
     let stats = pipeline.stats();
     let seconds = started.elapsed().as_secs_f64();

@@ -48,6 +48,8 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 struct InProcess {
     query: String,
+    /// Threads the job used (see `--threads`).
+    threads: u8,
     input: PathBuf,
     input_bytes: u64,
     events: u64,
@@ -118,8 +120,9 @@ pub fn bench(mut args: BenchArgs) -> Result<()> {
     }
     let result = result?;
     eprintln!(
-        "eddy bench {}: {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key, state {:.0} B/live key in tables + {:.0} in operators",
+        "eddy bench {} ({} threads): {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key, state {:.0} B/live key in tables + {:.0} in operators",
         result.query,
+        result.threads,
         result.events,
         result.wall_seconds,
         result.events_per_second,
@@ -226,6 +229,7 @@ fn in_process(job: &JobArgs, name: &str, sql: &str, input: PathBuf) -> Result<In
     let grown = end.peak_rss_bytes.saturating_sub(start.rss_bytes) as f64;
     Ok(InProcess {
         query: name.to_string(),
+        threads: job.threads,
         input,
         input_bytes,
         events: stats.records,

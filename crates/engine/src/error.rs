@@ -43,6 +43,11 @@ pub enum Error {
     #[error("snapshot: {0}")]
     Snapshot(String),
 
+    /// The pipeline was driven out of order (a decoded batch applied while records pushed
+    /// to the pipeline itself wait for a flush); nothing changed.
+    #[error("pipeline: {0}")]
+    OutOfOrder(String),
+
     /// An aggregate's exact value does not fit its result type (a SUM past its decimal
     /// precision or an integer type): an error rather than a wrapped number.
     #[error("{aggregate}: {message}")]

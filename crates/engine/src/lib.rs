@@ -14,7 +14,8 @@
 //! - [`consolidate`]: the operators' output consolidated into one net change per result row.
 //! - [`output`]: result changes encoded as upsert or Debezium JSON ([`temporal`] values as
 //!   text over their whole range).
-//! - [`pipeline`]: the public entry point tying these together, with snapshot and restore.
+//! - [`pipeline`]: the public entry point tying these together, with snapshot and restore;
+//!   its decoding half is a [`batch_decoder`], which may run on a thread of its own.
 //! - [`memory`]: what each part of the state costs, for `eddy bench`.
 //!
 //! Beside the path: `keyed` (rows by key in one byte arena, under the normalizer and each
@@ -24,6 +25,7 @@
 //! The engine knows nothing of Kafka, HTTP or PostgreSQL: records come in as
 //! (topic, key, value) bytes and results leave as encoded bytes.
 
+pub mod batch_decoder;
 pub mod change;
 pub mod consolidate;
 pub mod debezium;
@@ -41,6 +43,7 @@ pub mod schema;
 pub mod temporal;
 mod varint;
 
+pub use batch_decoder::{BatchDecoder, DecodedBatch};
 pub use consolidate::{ChangeKind, ResultChange};
 pub use error::{Error, Result};
 pub use memory::StateUsage;

@@ -10,15 +10,15 @@
 //! every operator's state) as bytes, and [`Pipeline::restore`] rebuilds a pipeline that goes
 //! on exactly where the snapshot was taken.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{FieldRef, Schema};
 use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
+use crate::batch_decoder::{BatchDecoder, DecodedBatch};
 use crate::consolidate::{Consolidator, ResultChange};
-use crate::debezium::{DecodeOptions, Event, TableDecoder, table_of_topic, value};
+use crate::debezium::{DecodeOptions, TableDecoder, value};
 use crate::error::{Error, Result};
 use crate::memory::StateUsage;
 use crate::normalize::{Normalizer, TableOrder, TableState};
@@ -84,9 +84,7 @@ pub struct StateSize {
 #[derive(Debug)]
 struct SourceTable {
     name: String,
-    decoder: TableDecoder,
     normalizer: Normalizer,
-    pending: Vec<(u64, Event)>,
 }
 
 /// An incremental query over Debezium changes.
@@ -127,8 +125,8 @@ struct SourceTable {
 pub struct Pipeline {
     spec: JobSpec,
     sources: Vec<SourceTable>,
-    /// Topic → index into `sources`, or `None` for topics the query does not read.
-    topics: HashMap<String, Option<usize>>,
+    /// Decodes what [`Pipeline::push`] is given, for the next [`Pipeline::flush`].
+    decoder: BatchDecoder,
     root: Node,
     consolidator: Consolidator,
     key_fields: Vec<FieldRef>,
@@ -144,6 +142,7 @@ impl Pipeline {
     pub fn new(spec: JobSpec) -> Result<Self> {
         let catalog = Catalog::from_prisma(&spec.schema)?;
         let plan = plan::plan(&catalog, &spec.sql)?;
+        let mut decoders = Vec::with_capacity(plan.sources.len());
         let sources = plan
             .sources
             .iter()
@@ -156,24 +155,27 @@ impl Pipeline {
                     .iter()
                     .map(|&c| table.arrow_schema().field(c).clone())
                     .collect();
-                Ok(SourceTable {
+                let source_table = SourceTable {
                     name: table.name.clone(),
                     normalizer: Normalizer::new(
                         &table.name,
                         Arc::new(Schema::new(kept)),
                         source.key_positions.clone(),
                     )?,
-                    decoder: TableDecoder::new(
+                };
+                decoders.push(
+                    TableDecoder::new(
                         table,
                         source.columns.clone(),
                         source.key_positions.clone(),
                         spec.decode,
                     )
                     .with_guards(source.guards.clone()),
-                    pending: Vec::new(),
-                })
+                );
+                Ok(source_table)
             })
             .collect::<Result<Vec<_>>>()?;
+        let decoder = BatchDecoder::new(decoders, sources.iter().map(|s| s.name.clone()).collect());
         let types = |fields: &[FieldRef]| fields.iter().map(|f| f.data_type().clone()).collect();
         let consolidator = Consolidator::new(
             RowCodec::for_equality(types(&plan.key_fields))?,
@@ -182,7 +184,7 @@ impl Pipeline {
         Ok(Self {
             spec,
             sources,
-            topics: HashMap::new(),
+            decoder,
             root: plan.root,
             consolidator,
             key_fields: plan.key_fields,
@@ -207,8 +209,15 @@ impl Pipeline {
         &self.value_fields
     }
 
+    /// Counters so far, records pushed but not yet flushed included.
     pub fn stats(&self) -> Stats {
-        self.stats
+        let pending = self.decoder.counts();
+        Stats {
+            records: self.stats.records + pending.records,
+            ignored: self.stats.ignored + pending.ignored,
+            rejected: self.stats.rejected + pending.rejected,
+            changes: self.stats.changes,
+        }
     }
 
     /// Rows each source table's normalizer keeps, by table name.
@@ -320,61 +329,53 @@ impl Pipeline {
     /// Decodes a record and queues it for the next flush. An error means the record was
     /// refused and nothing else changed; the pipeline can go on.
     pub fn push(&mut self, record: Record<'_>) -> Result<()> {
-        let ordinal = self.stats.records;
-        self.stats.records += 1;
-        let Some(index) = self.source_of(record.topic) else {
-            self.stats.ignored += 1;
-            return Ok(());
-        };
-        let source = &mut self.sources[index];
-        match source
-            .decoder
-            .decode(record.topic, record.key, record.value)
-        {
-            Ok(Some(event)) => {
-                source.pending.push((ordinal, event));
-                Ok(())
-            }
-            Ok(None) => {
-                self.stats.ignored += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.stats.rejected += 1;
-                Err(e)
-            }
-        }
-    }
-
-    fn source_of(&mut self, topic: &str) -> Option<usize> {
-        if let Some(index) = self.topics.get(topic) {
-            return *index;
-        }
-        let table = table_of_topic(topic);
-        let index = self.sources.iter().position(|s| s.name == table);
-        self.topics.insert(topic.to_string(), index);
-        index
+        self.decoder.push(record)
     }
 
     /// Applies every record pushed since the last flush as one batch; returns the records
     /// refused while applying them. Result changes wait for [`Pipeline::drain`].
     pub fn flush(&mut self) -> Result<Vec<RejectedEvent>> {
+        let batch = self.decoder.finish()?;
+        self.apply(batch)
+    }
+
+    /// A decoder of this pipeline's records that can run on another thread: its batches go
+    /// to [`Pipeline::apply`] in the order they were finished, which gives the pipeline the
+    /// same state as pushing and flushing the same records would. Records pushed to the
+    /// pipeline itself must be flushed first.
+    pub fn decoder(&self) -> Result<BatchDecoder> {
+        Ok(Pipeline::new(self.spec.clone())?.decoder)
+    }
+
+    /// Applies one decoded batch: normalizers first, then the operator tree, then
+    /// consolidation; returns the records refused while applying them (their ordinals count
+    /// every record the pipeline was given, from 0). Result changes wait for
+    /// [`Pipeline::drain`].
+    pub fn apply(&mut self, batch: DecodedBatch) -> Result<Vec<RejectedEvent>> {
+        if !self.decoder.is_empty() {
+            return Err(Error::OutOfOrder(
+                "records pushed to the pipeline itself are queued: flush before applying \
+                 another decoder's batch"
+                    .into(),
+            ));
+        }
+        let first = self.stats.records;
         let mut rejected = Vec::new();
         let mut changes = Vec::with_capacity(self.sources.len());
         let mut any = false;
-        for source in &mut self.sources {
-            let (ordinals, events): (Vec<u64>, Vec<Event>) =
-                std::mem::take(&mut source.pending).into_iter().unzip();
-            let images = source.decoder.finish()?;
-            let (batch, refused) = source.normalizer.apply(events, &images)?;
+        for (source, (pending, images)) in self.sources.iter_mut().zip(batch.tables) {
+            let (ordinals, events): (Vec<u64>, Vec<_>) = pending.into_iter().unzip();
+            let (changed, refused) = source.normalizer.apply(events, &images)?;
             rejected.extend(refused.into_iter().map(|r| RejectedEvent {
-                ordinal: ordinals[r.index],
+                ordinal: first + ordinals[r.index],
                 error: r.error,
             }));
-            any |= !batch.is_empty();
-            changes.push(batch);
+            any |= !changed.is_empty();
+            changes.push(changed);
         }
-        self.stats.rejected += rejected.len() as u64;
+        self.stats.records += batch.counts.records;
+        self.stats.ignored += batch.counts.ignored;
+        self.stats.rejected += batch.counts.rejected + rejected.len() as u64;
         if any || !self.started {
             self.started = true;
             let out = self.root.step(&changes)?;
@@ -394,7 +395,7 @@ impl Pipeline {
     /// records still queued or changes not yet drained belong to no snapshot, and asking
     /// for one then is an error rather than a silent loss.
     pub fn snapshot(&self) -> Result<Vec<u8>> {
-        if self.sources.iter().any(|s| !s.pending.is_empty()) {
+        if !self.decoder.is_empty() {
             return Err(Error::Snapshot(
                 "records are queued: flush before snapshot".into(),
             ));

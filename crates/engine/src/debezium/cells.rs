@@ -22,6 +22,9 @@ use super::value::{self, DecodeOptions, Decoded, UNAVAILABLE};
 use crate::error::Result;
 use crate::schema::MYSQL_UNSIGNED_BIGINT;
 
+/// An image's cells: on the stack for tables of up to eight columns read, as most are.
+pub type Cells<'a> = smallvec::SmallVec<[Cell<'a>; 8]>;
+
 /// One decoded value, borrowing text from the message.
 #[derive(Debug)]
 pub enum Cell<'a> {
@@ -327,7 +330,11 @@ impl ImageColumns {
 
     /// Appends one image (a cell per column) and returns its row; the positions of
     /// unavailable cells are pushed to `unavailable`.
-    pub fn push(&mut self, cells: Vec<Cell<'_>>, unavailable: &mut Vec<usize>) -> Result<usize> {
+    pub fn push<'a>(
+        &mut self,
+        cells: impl IntoIterator<Item = Cell<'a>>,
+        unavailable: &mut Vec<usize>,
+    ) -> Result<usize> {
         for (pos, (column, cell)) in self.columns.iter_mut().zip(cells).enumerate() {
             if matches!(cell, Cell::Unavailable) {
                 unavailable.push(pos);

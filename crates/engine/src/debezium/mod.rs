@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::schema::TableDef;
 use crate::temporal::Guard;
 pub use cells::Images;
-use cells::{Cell, ImageColumns};
+use cells::{Cell, Cells, ImageColumns};
 use inline_schema::FieldHint;
 use position::Position;
 use scan::Scanner;
@@ -86,7 +86,8 @@ struct Layout {
     schema: Span,
     payload: Span,
     op: Span,
-    source: Span,
+    /// Where the `source` block puts the event, when the envelope has one.
+    position: Option<Position>,
     before: Side,
     after: Side,
 }
@@ -105,6 +106,10 @@ fn scan_envelope(
         let (side, spans) = match key {
             b"before" => (&mut layout.before, &mut *before),
             b"after" => (&mut layout.after, &mut *after),
+            b"source" => {
+                layout.position = Some(Position::scan(s)?);
+                return Ok(());
+            }
             _ => {
                 let value = s.value()?;
                 let start = s.offset_of(value);
@@ -113,7 +118,6 @@ fn scan_envelope(
                     b"schema" => layout.schema = span,
                     b"payload" => layout.payload = span,
                     b"op" => layout.op = span,
-                    b"source" => layout.source = span,
                     _ => {}
                 }
                 return Ok(());
@@ -299,7 +303,7 @@ impl TableDecoder {
         if op == Op::Delete && before.is_none() && key.is_none() {
             return Err("delete without a `before` image or a key".into());
         }
-        let mut push = |cells: Option<Vec<Cell<'_>>>| {
+        let mut push = |cells: Option<Cells<'_>>| {
             cells
                 .map(|cells| self.push(cells))
                 .transpose()
@@ -310,11 +314,11 @@ impl TableDecoder {
             before: push(before)?,
             after: push(after)?,
             key: push(key)?,
-            position: Position::of_source(wire.source.map(|(start, end)| &text[start..end])),
+            position: wire.position.unwrap_or_else(|| Position::of_source(None)),
         }))
     }
 
-    fn push(&mut self, cells: Vec<Cell<'_>>) -> Result<Image> {
+    fn push(&mut self, cells: Cells<'_>) -> Result<Image> {
         let mut unavailable = Vec::new();
         let row = self.images.push(cells, &mut unavailable)?;
         Ok(Image { row, unavailable })
@@ -345,8 +349,8 @@ impl TableDecoder {
         hints: Option<&[Option<FieldHint>]>,
         partial: bool,
         key_only: bool,
-    ) -> Result<Vec<Cell<'a>>, String> {
-        let mut cells = Vec::with_capacity(self.columns.len());
+    ) -> Result<Cells<'a>, String> {
+        let mut cells = Cells::with_capacity(self.columns.len());
         for (pos, (&i, span)) in self.columns.iter().zip(spans).enumerate() {
             let column = &self.table.columns[i];
             if key_only && !self.key_positions.contains(&pos) {
@@ -379,7 +383,7 @@ impl TableDecoder {
         &self,
         key: &'a [u8],
         spans: &mut [Span],
-    ) -> Result<Option<Vec<Cell<'a>>>, String> {
+    ) -> Result<Option<Cells<'a>>, String> {
         let mut payload = None;
         let mut scanner = Scanner::new(key);
         let scanned = scanner.object(|s, name, _| {

@@ -67,14 +67,39 @@ const STREAMED_PHASE: u128 = 1;
 impl Position {
     /// The position the `source` block (its raw JSON, if the event has one) gives.
     pub fn of_source(source: Option<&[u8]>) -> Position {
-        let Some(source) = source.filter(|s| !scan::is_null(s)) else {
-            return unordered("events carry no `source` block");
-        };
-        match Fields::scan(source) {
-            Ok(fields) => fields.position(),
-            Err(e) => Position::Unordered(format!("`source` is not an object: {e}").into()),
+        match source {
+            Some(source) => {
+                let mut scanner = Scanner::new(source);
+                Self::scan(&mut scanner)
+                    .and_then(|position| scanner.end().map(|()| position))
+                    .unwrap_or_else(|e| not_an_object(&e))
+            }
+            None => no_source(),
         }
     }
+
+    /// Reads the position off a `source` value where the scanner is, leaving it after the
+    /// value: the block is read once, where the envelope is scanned. A malformed object is an
+    /// error; a value that is no object, an unordered position.
+    pub(crate) fn scan(s: &mut Scanner<'_>) -> scan::Result<Position> {
+        if !s.peek_object() {
+            let value = s.value()?;
+            return Ok(if scan::is_null(value) {
+                no_source()
+            } else {
+                not_an_object("found no `{`")
+            });
+        }
+        Ok(Fields::scan(s)?.position())
+    }
+}
+
+fn no_source() -> Position {
+    unordered("events carry no `source` block")
+}
+
+fn not_an_object(error: &str) -> Position {
+    Position::Unordered(format!("`source` is not an object: {error}").into())
 }
 
 fn unordered(reason: &'static str) -> Position {
@@ -94,9 +119,9 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn scan(source: &'a [u8]) -> scan::Result<Self> {
+    fn scan(s: &mut Scanner<'a>) -> scan::Result<Self> {
         let mut fields = Fields::default();
-        Scanner::new(source).object(|s, key, _| {
+        s.object(|s, key, _| {
             let value = s.value()?;
             let slot = match key {
                 b"connector" => &mut fields.connector,

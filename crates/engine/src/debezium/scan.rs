@@ -54,6 +54,11 @@ impl<'a> Scanner<'a> {
         self.peek() == Some(b'n') && self.bytes[self.pos..].starts_with(b"null")
     }
 
+    /// Whether the next value is an object.
+    pub fn peek_object(&mut self) -> bool {
+        self.peek() == Some(b'{')
+    }
+
     /// Checks that only whitespace is left.
     pub fn end(&mut self) -> Result<()> {
         match self.peek() {
@@ -63,8 +68,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string's raw contents (between the quotes, escapes untouched) and whether it holds
-    /// escapes; the scanner is left after the closing quote. Strings in Debezium messages
-    /// are short, so a plain loop beats a vectorized search here.
+    /// escapes; the scanner is left after the closing quote.
     fn string(&mut self) -> Result<(&'a [u8], bool)> {
         self.expect(b'"')?;
         let start = self.pos;
@@ -86,14 +90,7 @@ impl<'a> Scanner<'a> {
             }
             b'{' | b'[' => self.container()?,
             b'}' | b']' | b',' | b':' => return Err(self.error("expected a value")),
-            _ => {
-                while let Some(&b) = self.bytes.get(self.pos) {
-                    if matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
-                        break;
-                    }
-                    self.pos += 1;
-                }
-            }
+            _ => self.pos = find(self.bytes, self.pos, scalar_end).unwrap_or(self.bytes.len()),
         }
         Ok(&self.bytes[start..self.pos])
     }
@@ -106,13 +103,9 @@ impl<'a> Scanner<'a> {
         // Bit `d` says whether level `d` is an object.
         let mut objects = 0u128;
         let mut i = self.pos;
-        loop {
-            while bytes.get(i).is_some_and(|&b| !STRUCTURAL[b as usize]) {
-                i += 1;
-            }
-            let Some(&b) = bytes.get(i) else {
-                break;
-            };
+        while let Some(found) = find(bytes, i, structural) {
+            i = found;
+            let b = bytes[i];
             match b {
                 b'"' => {
                     (i, _) = skip_string(bytes, i + 1).ok_or_else(|| {
@@ -178,44 +171,86 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The bytes that matter when skipping a container.
-static STRUCTURAL: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b'"' as usize] = true;
-    table[b'{' as usize] = true;
-    table[b'}' as usize] = true;
-    table[b'[' as usize] = true;
-    table[b']' as usize] = true;
-    table
-};
-
 /// The index of the quote closing a string whose contents start at `start`, and whether
-/// the string holds escapes. Eight bytes are checked at a time for a quote or a backslash.
+/// the string holds escapes.
 fn skip_string(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_byte = |word: u64, byte: u8| {
-        let x = word ^ (ONES * byte as u64);
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
     let mut i = start;
     let mut escaped = false;
     loop {
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            if has_byte(word, b'"') | has_byte(word, b'\\') != 0 {
-                break;
-            }
-            i += 8;
+        i = find(bytes, i, quote_or_backslash)?;
+        if bytes[i] == b'"' {
+            return Some((i, escaped));
         }
-        match bytes.get(i)? {
-            b'"' => return Some((i, escaped)),
-            b'\\' => {
-                escaped = true;
-                i += 2;
-            }
-            _ => i += 1,
+        escaped = true;
+        i += 2;
+    }
+}
+
+/// The first index from `from` on whose byte `classify` marks, 16 bytes at a time: a
+/// block's bit `i` says whether its byte `i` is one of those looked for. The last, short
+/// block is copied into a zeroed one (the byte 0 is never looked for).
+#[inline(always)]
+fn find(bytes: &[u8], from: usize, classify: impl Fn(&[u8; 16]) -> u16) -> Option<usize> {
+    let mut i = from;
+    while let Some(block) = bytes.get(i..i + 16) {
+        let marks = classify(block.try_into().expect("16 bytes"));
+        if marks != 0 {
+            return Some(i + marks.trailing_zeros() as usize);
         }
+        i += 16;
+    }
+    let rest = bytes.get(i..).filter(|rest| !rest.is_empty())?;
+    let mut block = [0u8; 16];
+    block[..rest.len()].copy_from_slice(rest);
+    let marks = classify(&block);
+    (marks != 0).then(|| i + marks.trailing_zeros() as usize)
+}
+
+/// A string's end, or an escape in it.
+#[inline(always)]
+fn quote_or_backslash(block: &[u8; 16]) -> u16 {
+    any_of(block, [b'"', b'\\'])
+}
+
+/// What a container's skip stops at: strings, and brackets opening or closing a level.
+#[inline(always)]
+fn structural(block: &[u8; 16]) -> u16 {
+    any_of(block, [b'"', b'{', b'}', b'[', b']'])
+}
+
+/// What ends a number or a literal: the next separator, a bracket or whitespace.
+#[inline(always)]
+fn scalar_end(block: &[u8; 16]) -> u16 {
+    any_of(block, [b',', b'}', b']', b' ', b'\n', b'\r', b'\t'])
+}
+
+/// Bit `i` set where `block[i]` is one of `set`: on x86_64 with SSE2 (part of its baseline,
+/// so always there) one compare per byte of `set` for all 16 bytes at once.
+#[inline(always)]
+fn any_of<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+            _mm_setzero_si128,
+        };
+        // SAFETY: SSE2 is enabled on every x86_64 target, and the load reads the 16 bytes
+        // of `block` (unaligned loads are allowed).
+        unsafe {
+            let bytes = _mm_loadu_si128(block.as_ptr().cast());
+            let mut hits = _mm_setzero_si128();
+            for b in set {
+                hits = _mm_or_si128(hits, _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b as i8)));
+            }
+            _mm_movemask_epi8(hits) as u16
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        block
+            .iter()
+            .enumerate()
+            .fold(0, |marks, (i, b)| marks | (u16::from(set.contains(b)) << i))
     }
 }
 
@@ -268,6 +303,107 @@ mod tests {
             ]
         );
         assert_eq!(keys("{}").unwrap(), []);
+    }
+
+    /// A random JSON value: strings with escapes and multi-byte text of every length
+    /// around the 16-byte blocks, numbers, literals, nested containers.
+    fn random_value(rng: &mut rand::rngs::StdRng, depth: usize) -> serde_json::Value {
+        use rand::RngExt;
+        use serde_json::Value;
+        match rng.random_range(0..if depth > 3 { 4 } else { 6 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.random_bool(0.5)),
+            // Eighths: exact in binary, so serde_json reads back the same number.
+            2 => serde_json::json!(rng.random_range(-8_000_000..8_000_000) as f64 / 8.0),
+            3 => {
+                let pieces = [
+                    "a",
+                    "\"",
+                    "\\",
+                    "}",
+                    "]",
+                    "é",
+                    "\n",
+                    "{",
+                    "x",
+                    "0123456789abcdef",
+                ];
+                let n = rng.random_range(0..40);
+                Value::String(
+                    (0..n)
+                        .map(|_| pieces[rng.random_range(0..pieces.len())])
+                        .collect(),
+                )
+            }
+            4 => Value::Array(
+                (0..rng.random_range(0..5))
+                    .map(|_| random_value(rng, depth + 1))
+                    .collect(),
+            ),
+            _ => Value::Object(
+                (0..rng.random_range(0..6))
+                    .map(|i| {
+                        (
+                            format!("k{i}\"{}", "y".repeat(i * 5)),
+                            random_value(rng, depth + 1),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn spans_are_serde_jsons_values_and_mutations_never_panic() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        for _ in 0..2_000 {
+            let object = serde_json::Value::Object(
+                (0..rng.random_range(1..8))
+                    .map(|i| (format!("f{i}"), random_value(&mut rng, 0)))
+                    .collect(),
+            );
+            let text = if rng.random_bool(0.5) {
+                serde_json::to_string(&object).unwrap()
+            } else {
+                serde_json::to_string_pretty(&object).unwrap()
+            };
+            let got = keys(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let serde_json::Value::Object(fields) = &object else {
+                unreachable!()
+            };
+            assert_eq!(got.len(), fields.len());
+            for ((key, raw), (want_key, want)) in got.iter().zip(fields) {
+                assert_eq!(key, want_key);
+                let value: serde_json::Value = serde_json::from_str(raw).unwrap();
+                assert_eq!(&value, want, "{text}");
+            }
+            // Cut or damaged, the text is scanned to an answer without a panic; a cut one
+            // is always refused.
+            let bytes = text.as_bytes();
+            let cut = rng.random_range(0..bytes.len());
+            assert!(
+                keys_of(&bytes[..cut]).is_err(),
+                "{}",
+                String::from_utf8_lossy(&bytes[..cut])
+            );
+            let mut damaged = bytes.to_vec();
+            let at = rng.random_range(0..damaged.len());
+            damaged[at] = b"\"{}[],:\\ x"[rng.random_range(0..10)];
+            let _ = keys_of(&damaged);
+        }
+    }
+
+    fn keys_of(bytes: &[u8]) -> Result<usize> {
+        let mut scanner = Scanner::new(bytes);
+        let mut n = 0;
+        scanner.object(|s, _, _| {
+            s.value()?;
+            n += 1;
+            Ok(())
+        })?;
+        scanner.end()?;
+        Ok(n)
     }
 
     #[test]

@@ -256,9 +256,18 @@ pub struct Sent {
     pub replay: bool,
 }
 
+/// The share of differential cases also run with decoding on a second thread: enough to
+/// catch a difference, without doubling the tests' time.
+const THREADED_SHARE: f64 = 0.25;
+
 /// Runs `sql` over `schema` incrementally: the records in random batches of fewer than
 /// `batch` records, with a snapshot and restore after one batch in five, and folds the
 /// output. A record the pipeline refuses is an error, unless it is a replay.
+///
+/// In a share of the cases ([`THREADED_SHARE`]), the same batches run twice: pushed to the
+/// pipeline and flushed, and decoded by a [`eddy_engine::BatchDecoder`] on a second thread
+/// while the pipeline applies the batch before; both must give the same changes, batch by
+/// batch.
 pub fn run_incremental(
     schema: &str,
     sql: &str,
@@ -271,40 +280,101 @@ pub fn run_incremental(
         sql: sql.into(),
         decode: Default::default(),
     };
-    let mut pipeline = Pipeline::new(spec).map_err(|e| e.to_string())?;
-    let mut folded = Folded::default();
+    let mut batches = Vec::new();
     let mut at = 0;
-    loop {
-        let size = rng.random_range(1..batch);
-        for record in &sent[at..(at + size).min(sent.len())] {
-            pipeline
-                .push(Record {
-                    topic: record.topic,
-                    key: record.key.as_deref().map(str::as_bytes),
-                    value: record.value.as_deref().map(str::as_bytes),
-                })
-                .map_err(|e| format!("push refused {record:?}: {e}"))?;
-        }
-        at += size;
-        let rejected = pipeline.flush().map_err(|e| e.to_string())?;
-        if let Some(r) = rejected.iter().find(|r| !sent[r.ordinal as usize].replay) {
-            return Err(format!("flush rejected record {}: {}", r.ordinal, r.error));
-        }
-        folded.apply(&pipeline.drain())?;
-        if rng.random_bool(0.2) {
-            let bytes = pipeline.snapshot().map_err(|e| e.to_string())?;
-            pipeline = Pipeline::restore(&bytes).map_err(|e| e.to_string())?;
-        }
-        if at >= sent.len() {
-            // The result read from the state is what folding every change gives.
-            let current = sorted(pipeline.result().map_err(|e| e.to_string())?);
-            if current != folded.rows() {
-                return Err(format!(
-                    "the result from the state {current:?} is not the folded changes {:?}",
-                    folded.rows()
-                ));
-            }
-            return Ok(folded.rows());
-        }
+    while at < sent.len() || batches.is_empty() {
+        let end = (at + rng.random_range(1..batch)).min(sent.len());
+        batches.push((at..end, rng.random_bool(0.2)));
+        at = end;
     }
+    let (rows, changes) = run_batches(&spec, sent, &batches, false)?;
+    if !rng.random_bool(THREADED_SHARE) {
+        return Ok(rows);
+    }
+    let (_, threaded) = run_batches(&spec, sent, &batches, true)?;
+    if threaded != changes {
+        return Err(format!(
+            "decoding on a second thread changed the output: {threaded:?}, not {changes:?}"
+        ));
+    }
+    Ok(rows)
+}
+
+fn record(sent: &Sent) -> Record<'_> {
+    Record {
+        topic: sent.topic,
+        key: sent.key.as_deref().map(str::as_bytes),
+        value: sent.value.as_deref().map(str::as_bytes),
+    }
+}
+
+/// Runs `batches` (ranges of `sent`, and whether to snapshot and restore after each): the
+/// folded result and each batch's changes, as text.
+fn run_batches(
+    spec: &JobSpec,
+    sent: &[Sent],
+    batches: &[(std::ops::Range<usize>, bool)],
+    threaded: bool,
+) -> Result<(Vec<Vec<String>>, Vec<Vec<String>>), String> {
+    let mut pipeline = Pipeline::new(spec.clone()).map_err(|e| e.to_string())?;
+    let mut decoder = pipeline.decoder().map_err(|e| e.to_string())?;
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::scope(|scope| {
+        // Dropped when this closure returns, before the scope waits for the decoding thread,
+        // so a thread blocked on a full channel sees it closed.
+        let receiver = receiver;
+        if threaded {
+            scope.spawn(move || {
+                for (range, _) in batches {
+                    let decoded = sent[range.clone()]
+                        .iter()
+                        .try_for_each(|r| {
+                            (decoder.push(record(r)))
+                                .map_err(|e| format!("push refused {r:?}: {e}"))
+                        })
+                        .and_then(|()| decoder.finish().map_err(|e| e.to_string()));
+                    if sender.send(decoded).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut folded = Folded::default();
+        let mut changes = Vec::new();
+        let mut received = receiver.iter();
+        for (range, restore) in batches {
+            let rejected = if threaded {
+                let decoded = received.next().ok_or("the decoding thread stopped")??;
+                pipeline.apply(decoded)
+            } else {
+                for r in &sent[range.clone()] {
+                    (pipeline.push(record(r))).map_err(|e| format!("push refused {r:?}: {e}"))?;
+                }
+                pipeline.flush()
+            }
+            .map_err(|e| e.to_string())?;
+            if let Some(r) = rejected.iter().find(|r| !sent[r.ordinal as usize].replay) {
+                return Err(format!("flush rejected record {}: {}", r.ordinal, r.error));
+            }
+            let drained = pipeline.drain();
+            folded.apply(&drained)?;
+            // A batch has at most one change per result row, in no particular order.
+            let mut batch: Vec<String> = drained.iter().map(|c| format!("{c:?}")).collect();
+            batch.sort();
+            changes.push(batch);
+            if *restore {
+                let bytes = pipeline.snapshot().map_err(|e| e.to_string())?;
+                pipeline = Pipeline::restore(&bytes).map_err(|e| e.to_string())?;
+            }
+        }
+        // The result read from the state is what folding every change gives.
+        let current = sorted(pipeline.result().map_err(|e| e.to_string())?);
+        if current != folded.rows() {
+            return Err(format!(
+                "the result from the state {current:?} is not the folded changes {:?}",
+                folded.rows()
+            ));
+        }
+        Ok((folded.rows(), changes))
+    })
 }
