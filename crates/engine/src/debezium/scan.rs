@@ -22,6 +22,7 @@ impl<'a> Scanner<'a> {
         Self { bytes, pos: 0 }
     }
 
+    #[cold]
     fn error(&self, what: &str) -> String {
         match self.bytes.get(self.pos) {
             Some(&b) => format!("{what} at byte {}, found {:?}", self.pos, b as char),
@@ -29,24 +30,38 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
-            self.pos += 1;
+    /// The next byte that is not whitespace. Compact JSON has none between tokens, so the
+    /// first byte is tried before any loop.
+    #[inline(always)]
+    fn peek(&mut self) -> Option<u8> {
+        match self.bytes.get(self.pos) {
+            Some(b' ' | b'\n' | b'\r' | b'\t') => self.peek_after_whitespace(),
+            next => next.copied(),
         }
     }
 
-    fn peek(&mut self) -> Option<u8> {
-        self.skip_ws();
+    #[cold]
+    fn peek_after_whitespace(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline(always)]
     fn expect(&mut self, byte: u8) -> Result<()> {
         if self.peek() == Some(byte) {
             self.pos += 1;
             Ok(())
         } else {
-            Err(self.error(&format!("expected {:?}", byte as char)))
+            Err(self.expected(byte))
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn expected(&self, byte: u8) -> String {
+        self.error(&format!("expected {:?}", byte as char))
     }
 
     /// Whether the next value is `null`.
@@ -69,6 +84,7 @@ impl<'a> Scanner<'a> {
 
     /// A string's raw contents (between the quotes, escapes untouched) and whether it holds
     /// escapes; the scanner is left after the closing quote.
+    #[inline]
     fn string(&mut self) -> Result<(&'a [u8], bool)> {
         self.expect(b'"')?;
         let start = self.pos;
