@@ -308,6 +308,9 @@ fn record(sent: &Sent) -> Record<'_> {
     }
 }
 
+/// Result rows as text, sorted.
+type Rows = Vec<Vec<String>>;
+
 /// Runs `batches` (ranges of `sent`, and whether to snapshot and restore after each): the
 /// folded result and each batch's changes, as text.
 fn run_batches(
@@ -315,7 +318,7 @@ fn run_batches(
     sent: &[Sent],
     batches: &[(std::ops::Range<usize>, bool)],
     threaded: bool,
-) -> Result<(Vec<Vec<String>>, Vec<Vec<String>>), String> {
+) -> Result<(Rows, Vec<Vec<String>>), String> {
     let mut pipeline = Pipeline::new(spec.clone()).map_err(|e| e.to_string())?;
     let mut decoder = pipeline.decoder().map_err(|e| e.to_string())?;
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
