@@ -188,7 +188,8 @@ fn bench_reports_the_run_it_measured() {
             >= result["baseline_rss_bytes"].as_u64().unwrap()
     );
     assert!(result["first_result_ms"].as_f64().is_some());
-    assert!(stderr.contains("eddy bench q2: "), "{stderr}");
+    assert!(stderr.contains("eddy bench q2 (2 threads): "), "{stderr}");
+    assert_eq!(result["threads"], 2, "the default");
     // Q2 groups by status: at most five groups, each with its MIN/MAX/DISTINCT state.
     let groups = result["result_rows"].as_i64().unwrap();
     assert!((1..=5).contains(&groups), "{result}");

@@ -120,9 +120,10 @@ pub fn bench(mut args: BenchArgs) -> Result<()> {
     }
     let result = result?;
     eprintln!(
-        "eddy bench {} ({} threads): {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key, state {:.0} B/live key in tables + {:.0} in operators",
+        "eddy bench {} ({} thread{}): {} events in {:.2} s: {:.0} events/s, {:.0} events/CPU-s, peak RSS {:.1} MB, first result {} ms, {:.0} B/live key, state {:.0} B/live key in tables + {:.0} in operators",
         result.query,
         result.threads,
+        if result.threads == 1 { "" } else { "s" },
         result.events,
         result.wall_seconds,
         result.events_per_second,
