@@ -70,6 +70,15 @@ pub struct Stats {
     pub changes: u64,
 }
 
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Stats) {
+        self.records += other.records;
+        self.ignored += other.ignored;
+        self.rejected += other.rejected;
+        self.changes += other.changes;
+    }
+}
+
 /// See [`Pipeline::state_size`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct StateSize {
@@ -211,13 +220,9 @@ impl Pipeline {
 
     /// Counters so far, records pushed but not yet flushed included.
     pub fn stats(&self) -> Stats {
-        let pending = self.decoder.counts();
-        Stats {
-            records: self.stats.records + pending.records,
-            ignored: self.stats.ignored + pending.ignored,
-            rejected: self.stats.rejected + pending.rejected,
-            changes: self.stats.changes,
-        }
+        let mut stats = self.stats;
+        stats += self.decoder.counts();
+        stats
     }
 
     /// Rows each source table's normalizer keeps, by table name.
@@ -373,9 +378,8 @@ impl Pipeline {
             any |= !changed.is_empty();
             changes.push(changed);
         }
-        self.stats.records += batch.counts.records;
-        self.stats.ignored += batch.counts.ignored;
-        self.stats.rejected += batch.counts.rejected + rejected.len() as u64;
+        self.stats += batch.counts;
+        self.stats.rejected += rejected.len() as u64;
         if any || !self.started {
             self.started = true;
             let out = self.root.step(&changes)?;

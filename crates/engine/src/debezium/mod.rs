@@ -314,7 +314,7 @@ impl TableDecoder {
             before: push(before)?,
             after: push(after)?,
             key: push(key)?,
-            position: wire.position.unwrap_or_else(|| Position::of_source(None)),
+            position: wire.position.unwrap_or_else(position::no_source),
         }))
     }
 

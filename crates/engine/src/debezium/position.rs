@@ -94,7 +94,8 @@ impl Position {
     }
 }
 
-fn no_source() -> Position {
+/// The position of an event without a `source` block.
+pub(crate) fn no_source() -> Position {
     unordered("events carry no `source` block")
 }
 
