@@ -10,6 +10,7 @@ mod cells;
 pub mod inline_schema;
 pub mod position;
 mod scan;
+mod structural;
 pub mod value;
 
 use std::collections::HashMap;
@@ -101,7 +102,7 @@ fn scan_envelope(
     after: &mut [Span],
 ) -> scan::Result<Layout> {
     let mut layout = Layout::default();
-    let mut scanner = Scanner::new(bytes);
+    let mut scanner = Scanner::new(bytes)?;
     scanner.object(|s, key, _| {
         let (side, spans) = match key {
             b"before" => (&mut layout.before, &mut *before),
@@ -385,19 +386,23 @@ impl TableDecoder {
         spans: &mut [Span],
     ) -> Result<Option<Cells<'a>>, String> {
         let mut payload = None;
-        let mut scanner = Scanner::new(key);
-        let scanned = scanner.object(|s, name, _| {
-            let value = s.value()?;
-            if name == b"payload" {
-                payload = Some(value);
-            }
-            Ok(())
+        let scanned = Scanner::new(key).and_then(|mut scanner| {
+            scanner.object(|s, name, _| {
+                let value = s.value()?;
+                if name == b"payload" {
+                    payload = Some(value);
+                }
+                Ok(())
+            })
         });
         if scanned.is_err() {
             return Ok(None);
         }
         let fields = payload.unwrap_or(key);
-        if scan_image(&mut Scanner::new(fields), &self.names, spans).is_err() {
+        if Scanner::new(fields)
+            .and_then(|mut s| scan_image(&mut s, &self.names, spans))
+            .is_err()
+        {
             return Ok(None);
         }
         let key_only = !self.key_positions.is_empty();

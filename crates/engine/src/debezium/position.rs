@@ -69,9 +69,11 @@ impl Position {
     pub fn of_source(source: Option<&[u8]>) -> Position {
         match source {
             Some(source) => {
-                let mut scanner = Scanner::new(source);
-                Self::scan(&mut scanner)
-                    .and_then(|position| scanner.end().map(|()| position))
+                Scanner::new(source)
+                    .and_then(|mut scanner| {
+                        let position = Self::scan(&mut scanner)?;
+                        scanner.end().map(|()| position)
+                    })
                     .unwrap_or_else(|e| not_an_object(&e))
             }
             None => no_source(),

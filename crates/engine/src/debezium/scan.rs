@@ -3,23 +3,57 @@
 //! Most of a Debezium message is what no query reads: the `source` block, timestamps, the
 //! inline schema, columns outside the query. Parsing all of it into values costs more than
 //! everything the engine does afterwards, so the decoder walks the bytes instead, taking
-//! spans (sub-slices) of the few fields it needs and jumping over the others. Structure is
-//! checked everywhere (a truncated or unbalanced message is an error); the contents of
-//! skipped values are not, and the values a query reads are parsed strictly by
-//! [`super::cells`].
+//! spans (sub-slices) of the few fields it needs and jumping over the others.
+//!
+//! It walks the record's [structural index](super::structural), not its bytes: a token is
+//! found by taking the next position, so a long string or a skipped block costs its
+//! punctuation, not its length. Nothing is taken on trust for being skipped: a text the
+//! scanner accepts is one serde_json accepts (grammar, numbers, literals, escapes, UTF-8,
+//! nesting up to serde_json's limit), and the values a query reads are then parsed
+//! strictly by [`super::cells`].
+
+use super::structural::{Indexer, WINDOW, Window};
 
 /// A position in the message, for errors.
 pub type Result<T> = std::result::Result<T, String>;
 
-/// Walks one JSON text.
+/// Walks one JSON text, token by token over its [structural index](super::structural).
 pub struct Scanner<'a> {
     bytes: &'a [u8],
+    /// Where the next token is looked for: just after the last one taken.
     pos: usize,
+    index: Indexer,
+    /// The positions of the window indexed last, relative to `base`; `at` is the next one
+    /// not yet taken, and `len` how many there are.
+    window: Window,
+    base: usize,
+    at: usize,
+    len: usize,
+    /// Objects and arrays open around the scanner.
+    depth: usize,
 }
 
+/// How deeply values may nest: serde_json's limit (its 128th level is refused).
+const MAX_DEPTH: usize = 127;
+
 impl<'a> Scanner<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, pos: 0 }
+    /// A scanner at the start of `bytes`; fails when they are not UTF-8.
+    pub fn new(bytes: &'a [u8]) -> Result<Self> {
+        if !bytes.is_ascii()
+            && let Err(e) = std::str::from_utf8(bytes)
+        {
+            return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to()));
+        }
+        Ok(Self {
+            bytes,
+            pos: 0,
+            index: Indexer::default(),
+            window: [0; WINDOW],
+            base: 0,
+            at: 0,
+            len: 0,
+            depth: 0,
+        })
     }
 
     #[cold]
@@ -30,32 +64,62 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The next byte that is not whitespace. Compact JSON has none between tokens, so the
-    /// first byte is tried before any loop.
+    /// The next structural position not taken, indexing the next window when this one is
+    /// used up; `None` past the last.
     #[inline(always)]
-    fn peek(&mut self) -> Option<u8> {
-        match self.bytes.get(self.pos) {
-            Some(b' ' | b'\n' | b'\r' | b'\t') => self.peek_after_whitespace(),
-            next => next.copied(),
+    fn structural(&mut self) -> Result<Option<usize>> {
+        if self.at < self.len {
+            return Ok(Some(self.base + self.window[self.at] as usize));
         }
+        self.refill()
     }
 
-    #[cold]
-    fn peek_after_whitespace(&mut self) -> Option<u8> {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
-            self.pos += 1;
+    fn refill(&mut self) -> Result<Option<usize>> {
+        while !self.index.done(self.bytes) {
+            (self.base, self.len) = self.index.fill(self.bytes, &mut self.window)?;
+            self.at = 0;
+            if self.len > 0 {
+                return Ok(Some(self.base + self.window[0] as usize));
+            }
         }
-        self.bytes.get(self.pos).copied()
+        Ok(None)
     }
 
+    /// The next token's first byte and position, not taken: a structural one, or a number
+    /// or literal in the gap before it. Whitespace before it is passed over.
+    #[inline(always)]
+    fn token(&mut self) -> Result<Option<(u8, usize)>> {
+        let next = self.structural()?;
+        if let Some(at) = next
+            && at == self.pos
+        {
+            return Ok(Some((self.bytes[at], at)));
+        }
+        let end = next.unwrap_or(self.bytes.len());
+        Ok(self.bytes[self.pos..end]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace() || *b == b'\x0c')
+            .map(|i| (self.bytes[self.pos + i], self.pos + i))
+            .or_else(|| next.map(|at| (self.bytes[at], at))))
+    }
+
+    /// Takes the structural byte `byte` as the next token.
     #[inline(always)]
     fn expect(&mut self, byte: u8) -> Result<()> {
-        if self.peek() == Some(byte) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(self.expected(byte))
+        match self.token()? {
+            Some((b, at)) if b == byte => {
+                self.take(at);
+                Ok(())
+            }
+            _ => Err(self.expected(byte)),
         }
+    }
+
+    /// Takes the structural at `at`, the next one.
+    #[inline(always)]
+    fn take(&mut self, at: usize) {
+        self.at += 1;
+        self.pos = at + 1;
     }
 
     #[cold]
@@ -66,19 +130,22 @@ impl<'a> Scanner<'a> {
 
     /// Whether the next value is `null`.
     pub fn peek_null(&mut self) -> bool {
-        self.peek() == Some(b'n') && self.bytes[self.pos..].starts_with(b"null")
+        matches!(self.token(), Ok(Some((b'n', at))) if self.bytes[at..].starts_with(b"null"))
     }
 
     /// Whether the next value is an object.
     pub fn peek_object(&mut self) -> bool {
-        self.peek() == Some(b'{')
+        matches!(self.token(), Ok(Some((b'{', _))))
     }
 
     /// Checks that only whitespace is left.
     pub fn end(&mut self) -> Result<()> {
-        match self.peek() {
+        match self.token()? {
             None => Ok(()),
-            Some(_) => Err(self.error("trailing characters")),
+            Some((_, at)) => {
+                self.pos = at;
+                Err(self.error("trailing characters"))
+            }
         }
     }
 
@@ -88,71 +155,92 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Result<(&'a [u8], bool)> {
         self.expect(b'"')?;
         let start = self.pos;
-        let (end, escaped) = skip_string(self.bytes, start).ok_or_else(|| {
-            self.pos = self.bytes.len();
-            self.error("unterminated string")
-        })?;
-        self.pos = end + 1;
-        Ok((&self.bytes[start..end], escaped))
+        // Inside a string nothing is structural: the next position is its closing quote.
+        let end = self
+            .structural()?
+            .ok_or_else(|| self.error("unterminated string"))?;
+        self.take(end);
+        let raw = &self.bytes[start..end];
+        Ok((raw, self.index.saw_backslash() && raw.contains(&b'\\')))
     }
 
-    /// Skips one value and returns its raw text.
+    /// Takes one value, checked to be JSON through and through, and returns its raw text.
     pub fn value(&mut self) -> Result<&'a [u8]> {
-        let first = self.peek().ok_or_else(|| self.error("expected a value"))?;
-        let start = self.pos;
+        let (first, start) = self
+            .token()?
+            .ok_or_else(|| self.error("expected a value"))?;
         match first {
             b'"' => {
                 self.string()?;
             }
             b'{' | b'[' => self.container()?,
             b'}' | b']' | b',' | b':' => return Err(self.error("expected a value")),
-            _ => self.pos = find(self.bytes, self.pos, scalar_end).unwrap_or(self.bytes.len()),
+            _ => self.scalar(start)?,
         }
         Ok(&self.bytes[start..self.pos])
     }
 
-    /// Skips a balanced object or array, strings included. Bracket kinds are checked to a
-    /// depth of 128, and nesting is counted beyond.
+    /// Takes the number or literal starting at `start`: the gap up to the next structural.
+    fn scalar(&mut self, start: usize) -> Result<()> {
+        let end = self.structural()?.unwrap_or(self.bytes.len());
+        let raw = self.bytes[start..end].trim_ascii_end();
+        self.pos = start;
+        if !is_scalar(raw) {
+            return Err(self.error("expected a value"));
+        }
+        self.pos = start + raw.len();
+        Ok(())
+    }
+
+    /// Takes a whole object or array, checking its grammar as serde_json would.
     fn container(&mut self) -> Result<()> {
-        let bytes = self.bytes;
-        let mut depth = 0usize;
-        // Bit `d` says whether level `d` is an object.
+        // Bit `l` says whether level `l` is an object.
         let mut objects = 0u128;
-        let mut i = self.pos;
-        while let Some(found) = find(bytes, i, structural) {
-            i = found;
-            let b = bytes[i];
-            match b {
-                b'"' => {
-                    (i, _) = skip_string(bytes, i + 1).ok_or_else(|| {
-                        self.pos = bytes.len();
-                        self.error("unterminated string")
-                    })?;
-                }
-                b'{' | b'[' => {
-                    if depth < 128 {
-                        objects = (objects & !(1 << depth)) | (u128::from(b == b'{') << depth);
-                    }
-                    depth += 1;
-                }
-                b'}' | b']' => {
-                    let open_object = depth <= 128 && objects & (1 << (depth - 1)) != 0;
-                    if depth <= 128 && open_object != (b == b'}') {
-                        self.pos = i;
-                        return Err(self.error("unbalanced brackets"));
-                    }
-                    depth -= 1;
-                    if depth == 0 {
-                        self.pos = i + 1;
+        let mut level = 0usize;
+        // Here the next token opens a level.
+        'open: loop {
+            if self.depth + level >= MAX_DEPTH {
+                return Err(self.error("nested too deeply"));
+            }
+            let (b, at) = self.token()?.ok_or_else(|| self.error("expected a value"))?;
+            self.take(at);
+            objects = (objects & !(1 << level)) | (u128::from(b == b'{') << level);
+            level += 1;
+            let mut first = true;
+            loop {
+                let object = objects & (1 << (level - 1)) != 0;
+                let close = if object { b'}' } else { b']' };
+                let next = self.token()?;
+                if let Some((b, at)) = next
+                    && b == close
+                {
+                    self.take(at);
+                    level -= 1;
+                    if level == 0 {
                         return Ok(());
                     }
+                    first = false;
+                    continue;
                 }
-                _ => {}
+                if !first {
+                    self.expect(b',')?;
+                }
+                first = false;
+                if object {
+                    self.string()?;
+                    self.expect(b':')?;
+                }
+                let (b, start) = self.token()?.ok_or_else(|| self.error("expected a value"))?;
+                match b {
+                    b'"' => {
+                        self.string()?;
+                    }
+                    b'{' | b'[' => continue 'open,
+                    b'}' | b']' | b',' | b':' => return Err(self.error("expected a value")),
+                    _ => self.scalar(start)?,
+                }
             }
-            i += 1;
         }
-        self.pos = bytes.len();
-        Err(self.error("unterminated object or array"))
     }
 
     /// Where `sub` (a slice of the scanned text) starts in it.
@@ -166,19 +254,25 @@ impl<'a> Scanner<'a> {
         &mut self,
         mut field: impl FnMut(&mut Self, &'a [u8], bool) -> Result<()>,
     ) -> Result<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
         self.expect(b'{')?;
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        self.depth += 1;
+        if let Some((b'}', at)) = self.token()? {
+            self.take(at);
+            self.depth -= 1;
             return Ok(());
         }
         loop {
             let (key, escaped) = self.string()?;
             self.expect(b':')?;
             field(self, key, escaped)?;
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
+            match self.token()? {
+                Some((b',', at)) => self.take(at),
+                Some((b'}', at)) => {
+                    self.take(at);
+                    self.depth -= 1;
                     return Ok(());
                 }
                 _ => return Err(self.error("expected ',' or '}'")),
@@ -187,87 +281,59 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The index of the quote closing a string whose contents start at `start`, and whether
-/// the string holds escapes.
-fn skip_string(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
-    let mut i = start;
-    let mut escaped = false;
-    loop {
-        i = find(bytes, i, quote_or_backslash)?;
-        if bytes[i] == b'"' {
-            return Some((i, escaped));
+/// Whether `raw` is a JSON literal or a number serde_json reads (one that is not infinite
+/// as an `f64`).
+fn is_scalar(raw: &[u8]) -> bool {
+    match raw.first() {
+        Some(b't') => raw == b"true",
+        Some(b'f') => raw == b"false",
+        Some(b'n') => raw == b"null",
+        Some(b'-' | b'0'..=b'9') => is_number(raw),
+        _ => false,
+    }
+}
+
+fn is_number(raw: &[u8]) -> bool {
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while raw.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
         }
-        escaped = true;
-        i += 2;
-    }
-}
-
-/// The first index from `from` on whose byte `classify` marks, 16 bytes at a time: a
-/// block's bit `i` says whether its byte `i` is one of those looked for. The last, short
-/// block is copied into a zeroed one (the byte 0 is never looked for).
-#[inline(always)]
-fn find(bytes: &[u8], from: usize, classify: impl Fn(&[u8; 16]) -> u16) -> Option<usize> {
-    let mut i = from;
-    while let Some(block) = bytes.get(i..i + 16) {
-        let marks = classify(block.try_into().expect("16 bytes"));
-        if marks != 0 {
-            return Some(i + marks.trailing_zeros() as usize);
+        *i > start
+    };
+    let mut i = usize::from(raw[0] == b'-');
+    match raw.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
         }
-        i += 16;
+        _ => return false,
     }
-    let rest = bytes.get(i..).filter(|rest| !rest.is_empty())?;
-    let mut block = [0u8; 16];
-    block[..rest.len()].copy_from_slice(rest);
-    let marks = classify(&block);
-    (marks != 0).then(|| i + marks.trailing_zeros() as usize)
-}
-
-/// A string's end, or an escape in it.
-#[inline(always)]
-fn quote_or_backslash(block: &[u8; 16]) -> u16 {
-    any_of(block, [b'"', b'\\'])
-}
-
-/// What a container's skip stops at: strings, and brackets opening or closing a level.
-#[inline(always)]
-fn structural(block: &[u8; 16]) -> u16 {
-    any_of(block, [b'"', b'{', b'}', b'[', b']'])
-}
-
-/// What ends a number or a literal: the next separator, a bracket or whitespace.
-#[inline(always)]
-fn scalar_end(block: &[u8; 16]) -> u16 {
-    any_of(block, [b',', b'}', b']', b' ', b'\n', b'\r', b'\t'])
-}
-
-/// Bit `i` set where `block[i]` is one of `set`: on x86_64 with SSE2 (part of its baseline,
-/// so always there) one compare per byte of `set` for all 16 bytes at once.
-#[inline(always)]
-fn any_of<const N: usize>(block: &[u8; 16], set: [u8; N]) -> u16 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-            _mm_setzero_si128,
-        };
-        // SAFETY: SSE2 is enabled on every x86_64 target, and the load reads the 16 bytes
-        // of `block` (unaligned loads are allowed).
-        unsafe {
-            let bytes = _mm_loadu_si128(block.as_ptr().cast());
-            let mut hits = _mm_setzero_si128();
-            for b in set {
-                hits = _mm_or_si128(hits, _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b as i8)));
-            }
-            _mm_movemask_epi8(hits) as u16
+    let mut plain = true;
+    if raw.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
         }
+        plain = false;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        block
-            .iter()
-            .enumerate()
-            .fold(0, |marks, (i, b)| marks | (u16::from(set.contains(b)) << i))
+    if let Some(b'e' | b'E') = raw.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = raw.get(i) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+        plain = false;
     }
+    // Up to 19 digits always fit an `f64`'s range; longer or scaled ones may not.
+    i == raw.len()
+        && ((plain && raw.len() <= 19)
+            || std::str::from_utf8(raw)
+                .ok()
+                .and_then(|text| text.parse::<f64>().ok())
+                .is_some_and(f64::is_finite))
 }
 
 /// Whether a value's raw text is `null`.
@@ -294,7 +360,7 @@ mod tests {
     use super::*;
 
     fn keys(json: &str) -> Result<Vec<(String, String)>> {
-        let mut scanner = Scanner::new(json.as_bytes());
+        let mut scanner = Scanner::new(json.as_bytes())?;
         let mut out = Vec::new();
         scanner.object(|s, key, escaped| {
             let key = key_text(key, escaped).unwrap_or_default().into_owned();
@@ -394,8 +460,7 @@ mod tests {
                 let value: serde_json::Value = serde_json::from_str(raw).unwrap();
                 assert_eq!(&value, want, "{text}");
             }
-            // Cut or damaged, the text is scanned to an answer without a panic; a cut one
-            // is always refused.
+            // A cut text is always refused; a damaged one exactly when serde_json refuses it.
             let bytes = text.as_bytes();
             let cut = rng.random_range(0..bytes.len());
             assert!(
@@ -403,15 +468,105 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(&bytes[..cut])
             );
-            let mut damaged = bytes.to_vec();
-            let at = rng.random_range(0..damaged.len());
-            damaged[at] = b"\"{}[],:\\ x"[rng.random_range(0..10)];
-            let _ = keys_of(&damaged);
+            for _ in 0..4 {
+                let damaged = damage(&mut rng, bytes);
+                assert_agrees(&damaged);
+            }
+        }
+    }
+
+    /// `bytes` with one to three bytes replaced, inserted or removed.
+    fn damage(rng: &mut rand::rngs::StdRng, bytes: &[u8]) -> Vec<u8> {
+        use rand::RngExt;
+        const ALPHABET: &[u8] = b"\"{}[],:\\ x0123456789-+.eEtrufalsn/bu\t\n\x0c\x00\x7f\xc3\xa9\xff";
+        let mut damaged = bytes.to_vec();
+        for _ in 0..rng.random_range(1..4) {
+            let at = rng.random_range(0..damaged.len().max(1));
+            let byte = ALPHABET[rng.random_range(0..ALPHABET.len())];
+            match rng.random_range(0..3) {
+                0 if at < damaged.len() => damaged[at] = byte,
+                1 => damaged.insert(at.min(damaged.len()), byte),
+                _ if at < damaged.len() => {
+                    damaged.remove(at);
+                }
+                _ => {}
+            }
+        }
+        damaged
+    }
+
+    /// Checks that the scanner accepts `bytes` exactly when serde_json reads them as an
+    /// object.
+    fn assert_agrees(bytes: &[u8]) {
+        let serde = serde_json::from_slice::<serde_json::Value>(bytes);
+        let want = serde.as_ref().is_ok_and(serde_json::Value::is_object);
+        let got = keys_of(bytes);
+        assert_eq!(
+            got.is_ok(),
+            want,
+            "{:?}: scanner {got:?}, serde_json {serde:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    #[test]
+    fn refuses_exactly_what_serde_json_refuses() {
+        let cases: &[&[u8]] = &[
+            br#"{"a": 1e400}"#,
+            br#"{"a": -1e400}"#,
+            br#"{"a": 0e400}"#,
+            br#"{"a": 1e-400}"#,
+            br#"{"a": 123456789012345678901234567890}"#,
+            br#"{"a": 18446744073709551616}"#,
+            br#"{"a": -9223372036854775809}"#,
+            br#"{"a": -}"#,
+            br#"{"a": 01}"#,
+            br#"{"a": -0}"#,
+            br#"{"a": 1.}"#,
+            br#"{"a": .5}"#,
+            br#"{"a": 1e}"#,
+            br#"{"a": 1E+2}"#,
+            br#"{"a": +1}"#,
+            br#"{"a": tru}"#,
+            br#"{"a": nulll}"#,
+            br#"{"a": [true false]}"#,
+            br#"{"a": [1,]}"#,
+            br#"{"a": [,1]}"#,
+            br#"{"a": {"b" 1}}"#,
+            br#"{"a": {"b": 1,}}"#,
+            br#"{"a": {1: 1}}"#,
+            br#"{"a": "\u00e9"}"#,
+            br#"{"a": "\u00"}"#,
+            br#"{"a": "\ud800"}"#,
+            br#"{"a": "\udc00"}"#,
+            br#"{"a": "\ud800\udc00"}"#,
+            br#"{"a": "\ud800\u0041"}"#,
+            br#"{"a": "\q"}"#,
+            b"{\"a\": \"tab\there\"}",
+            b"{\"a\":\x0c1}",
+            b"{\"a\": \"\xc3\xa9\"}",
+            b"{\"a\": \"\xc3\"}",
+            b"{\"a\": \"\xff\"}",
+            b"{\"a\": 1\xff}",
+            br#"{"a": 1} "#,
+            br#"{"a": 1} {}"#,
+            br#"{"a": 1 2}"#,
+            br#"{"a" : 1 , "b" : [ 1 , { } ] }"#,
+        ];
+        for case in cases {
+            assert_agrees(case);
+        }
+        for depth in [125, 126, 127, 128, 129, 400] {
+            let nested = |open: &str, close: &str| {
+                format!("{{\"a\":{}1{}}}", open.repeat(depth - 1), close.repeat(depth - 1))
+            };
+            assert_agrees(nested("[", "]").as_bytes());
+            assert_agrees(nested("{\"b\":", "}").as_bytes());
         }
     }
 
     fn keys_of(bytes: &[u8]) -> Result<usize> {
-        let mut scanner = Scanner::new(bytes);
+        let mut scanner = Scanner::new(bytes)?;
         let mut n = 0;
         scanner.object(|s, _, _| {
             s.value()?;
