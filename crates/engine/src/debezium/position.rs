@@ -68,14 +68,12 @@ impl Position {
     /// The position the `source` block (its raw JSON, if the event has one) gives.
     pub fn of_source(source: Option<&[u8]>) -> Position {
         match source {
-            Some(source) => {
-                Scanner::new(source)
-                    .and_then(|mut scanner| {
-                        let position = Self::scan(&mut scanner)?;
-                        scanner.end().map(|()| position)
-                    })
-                    .unwrap_or_else(|e| not_an_object(&e))
-            }
+            Some(source) => Scanner::new(source)
+                .and_then(|mut scanner| {
+                    let position = Self::scan(&mut scanner)?;
+                    scanner.end().map(|()| position)
+                })
+                .unwrap_or_else(|e| not_an_object(&e)),
             None => no_source(),
         }
     }

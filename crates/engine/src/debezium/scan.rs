@@ -202,7 +202,9 @@ impl<'a> Scanner<'a> {
             if self.depth + level >= MAX_DEPTH {
                 return Err(self.error("nested too deeply"));
             }
-            let (b, at) = self.token()?.ok_or_else(|| self.error("expected a value"))?;
+            let (b, at) = self
+                .token()?
+                .ok_or_else(|| self.error("expected a value"))?;
             self.take(at);
             objects = (objects & !(1 << level)) | (u128::from(b == b'{') << level);
             level += 1;
@@ -230,7 +232,9 @@ impl<'a> Scanner<'a> {
                     self.string()?;
                     self.expect(b':')?;
                 }
-                let (b, start) = self.token()?.ok_or_else(|| self.error("expected a value"))?;
+                let (b, start) = self
+                    .token()?
+                    .ok_or_else(|| self.error("expected a value"))?;
                 match b {
                     b'"' => {
                         self.string()?;
@@ -478,7 +482,8 @@ mod tests {
     /// `bytes` with one to three bytes replaced, inserted or removed.
     fn damage(rng: &mut rand::rngs::StdRng, bytes: &[u8]) -> Vec<u8> {
         use rand::RngExt;
-        const ALPHABET: &[u8] = b"\"{}[],:\\ x0123456789-+.eEtrufalsn/bu\t\n\x0c\x00\x7f\xc3\xa9\xff";
+        const ALPHABET: &[u8] =
+            b"\"{}[],:\\ x0123456789-+.eEtrufalsn/bu\t\n\x0c\x00\x7f\xc3\xa9\xff";
         let mut damaged = bytes.to_vec();
         for _ in 0..rng.random_range(1..4) {
             let at = rng.random_range(0..damaged.len().max(1));
@@ -558,7 +563,11 @@ mod tests {
         }
         for depth in [125, 126, 127, 128, 129, 400] {
             let nested = |open: &str, close: &str| {
-                format!("{{\"a\":{}1{}}}", open.repeat(depth - 1), close.repeat(depth - 1))
+                format!(
+                    "{{\"a\":{}1{}}}",
+                    open.repeat(depth - 1),
+                    close.repeat(depth - 1)
+                )
             };
             assert_agrees(nested("[", "]").as_bytes());
             assert_agrees(nested("{\"b\":", "}").as_bytes());
