@@ -11,20 +11,20 @@
 //! and returns the fields read as raw JSON text, unconverted.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use eddy_engine::debezium::{DecimalHandling, DecodeOptions, Op, TableDecoder};
-use eddy_engine::schema::Catalog;
+use eddy_engine::debezium::{Op, TableDecoder};
 use eddy_workload::{DecimalMode, Generator, Options};
+use orders::{COLUMNS, Orders};
 use simd_json::BorrowedValue;
 use simd_json::prelude::*;
 use sonic_rs::{JsonValueTrait, LazyValue};
 
-const SCHEMA: &str = include_str!("orders.prisma");
+mod orders;
+
 /// The topic of the generator's default prefix.
 const TOPIC: &str = "bench.public.orders";
 /// Records per iteration.
@@ -33,8 +33,6 @@ const EVENTS: usize = 50_000;
 const BATCH: usize = 4096;
 /// Records on which the three are checked to agree before anything is timed.
 const CHECKED: usize = 1000;
-/// The columns a typical aggregate query reads; the after image's fields the parsers read.
-const COLUMNS: [&str; 4] = ["id", "country", "status", "amount"];
 
 /// The first `EVENTS` (key, value) records of the changelog (no tombstones), decimals as text.
 fn changelog() -> Vec<(String, String)> {
@@ -51,24 +49,9 @@ fn changelog() -> Vec<(String, String)> {
         .collect()
 }
 
-/// A decoder of `orders`' `COLUMNS`, as a query's plan would make it (`hot_paths`' `Orders`).
+/// A decoder of `orders`' `COLUMNS`, as a query's plan would make it.
 fn decoder() -> TableDecoder {
-    let catalog = Catalog::from_prisma(SCHEMA).expect("schema parses");
-    let table = catalog.table("orders").expect("orders table").clone();
-    let columns: Vec<usize> = COLUMNS
-        .iter()
-        .map(|name| table.column_index(name).expect("column exists"))
-        .collect();
-    let key_positions = table
-        .primary_key
-        .iter()
-        .map(|k| columns.iter().position(|c| c == k).expect("key is read"))
-        .collect();
-    let options = DecodeOptions {
-        decimal_handling: DecimalHandling::String,
-        ..Default::default()
-    };
-    TableDecoder::new(Arc::new(table), columns, key_positions, options)
+    Orders::new().decoder(DecimalMode::String)
 }
 
 /// Decodes `records` a batch at a time; the events decoded.

@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use eddy_engine::debezium::position::Position;
-use eddy_engine::debezium::{DecimalHandling, DecodeOptions, Event, Images, TableDecoder};
+use eddy_engine::debezium::{Event, Images, TableDecoder};
 use eddy_engine::normalize::Normalizer;
-use eddy_engine::schema::{Catalog, TableDef};
 use eddy_engine::{Encoder, Format, JobSpec, Pipeline, Record, ResultChange};
 use eddy_workload::{DecimalMode, Generator, Options, ReplicaIdentity};
+use orders::{Orders, SCHEMA};
 
-const SCHEMA: &str = include_str!("orders.prisma");
+mod orders;
+
 /// The topic of the generator's default prefix.
 const TOPIC: &str = "bench.public.orders";
 /// Events per changelog a decode or pipeline iteration goes through.
@@ -24,8 +25,6 @@ const EVENTS: usize = 50_000;
 const BATCH: usize = 4096;
 /// Events applied before the normalizer's timed batch, so it finds the live keys stored.
 const WARM: usize = 8 * BATCH;
-/// The columns a typical aggregate query reads.
-const COLUMNS: [&str; 4] = ["id", "country", "status", "amount"];
 
 const AGGREGATES: [(&str, &str); 6] = [
     ("count", "COUNT(*)"),
@@ -53,59 +52,15 @@ fn changelog(options: Options, events: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The `orders` table and the columns read of it, as a query's plan would keep them.
-struct Orders {
-    table: Arc<TableDef>,
-    columns: Vec<usize>,
-    key_positions: Vec<usize>,
-}
-
-impl Orders {
-    fn new() -> Self {
-        let catalog = Catalog::from_prisma(SCHEMA).expect("schema parses");
-        let table = catalog.table("orders").expect("orders table").clone();
-        let columns: Vec<usize> = COLUMNS
-            .iter()
-            .map(|name| table.column_index(name).expect("column exists"))
-            .collect();
-        let key_positions = table
-            .primary_key
-            .iter()
-            .map(|k| columns.iter().position(|c| c == k).expect("key is read"))
-            .collect();
-        Self {
-            table: Arc::new(table),
-            columns,
-            key_positions,
-        }
-    }
-
-    /// A decoder told the decimal encoding the connector was configured with.
-    fn decoder(&self, decimal: DecimalMode) -> TableDecoder {
-        let options = DecodeOptions {
-            decimal_handling: match decimal {
-                DecimalMode::Precise => DecimalHandling::Precise,
-                DecimalMode::String => DecimalHandling::String,
-            },
-            ..Default::default()
-        };
-        TableDecoder::new(
-            self.table.clone(),
-            self.columns.clone(),
-            self.key_positions.clone(),
-            options,
-        )
-    }
-
-    fn normalizer(&self) -> Normalizer {
-        let schema = self.table.arrow_schema().project(&self.columns);
-        Normalizer::new(
-            &self.table.name,
-            Arc::new(schema.expect("columns exist")),
-            self.key_positions.clone(),
-        )
-        .expect("normalizer builds")
-    }
+/// A normalizer of the columns `orders` reads.
+fn normalizer(orders: &Orders) -> Normalizer {
+    let schema = orders.table.arrow_schema().project(&orders.columns);
+    Normalizer::new(
+        &orders.table.name,
+        Arc::new(schema.expect("columns exist")),
+        orders.key_positions.clone(),
+    )
+    .expect("normalizer builds")
 }
 
 /// One batch of decoded events and the images they index.
@@ -213,7 +168,7 @@ fn normalizing(c: &mut Criterion) {
     group.bench_function("warm_state", |b| {
         b.iter_batched(
             || {
-                let mut normalizer = orders.normalizer();
+                let mut normalizer = normalizer(&orders);
                 normalizer
                     .apply(warm.events.clone(), &warm.images)
                     .expect("warm batch applies");
@@ -289,7 +244,7 @@ fn positions(c: &mut Criterion) {
     group.bench_function("warm_state_arrival_order", |b| {
         b.iter_batched(
             || {
-                let mut normalizer = orders.normalizer();
+                let mut normalizer = normalizer(&orders);
                 normalizer
                     .apply(arrival(&warm.events), &warm.images)
                     .expect("warm batch applies");
