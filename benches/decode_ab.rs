@@ -17,8 +17,8 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use eddy_engine::debezium::{Op, TableDecoder};
-use eddy_workload::{DecimalMode, Generator, Options};
-use orders::{COLUMNS, Orders};
+use eddy_workload::{DecimalMode, Options};
+use orders::{COLUMNS, Orders, changelog};
 use simd_json::BorrowedValue;
 use simd_json::prelude::*;
 use sonic_rs::{JsonValueTrait, LazyValue};
@@ -33,21 +33,6 @@ const EVENTS: usize = 50_000;
 const BATCH: usize = 4096;
 /// Records on which the three are checked to agree before anything is timed.
 const CHECKED: usize = 1000;
-
-/// The first `EVENTS` (key, value) records of the changelog (no tombstones), decimals as text.
-fn changelog() -> Vec<(String, String)> {
-    let mut generator = Generator::new(Options {
-        decimal: DecimalMode::String,
-        ..Default::default()
-    });
-    (0..EVENTS)
-        .map(|_| {
-            let (mut key, mut value) = (String::new(), String::new());
-            generator.next_into(&mut key, &mut value);
-            (key, value)
-        })
-        .collect()
-}
 
 /// A decoder of `orders`' `COLUMNS`, as a query's plan would make it.
 fn decoder() -> TableDecoder {
@@ -244,7 +229,13 @@ fn check(records: &[(String, String)]) {
 }
 
 fn decode_ab(c: &mut Criterion) {
-    let records = changelog();
+    let records = changelog(
+        Options {
+            decimal: DecimalMode::String,
+            ..Default::default()
+        },
+        EVENTS,
+    );
     check(&records);
     let bytes: usize = records.iter().map(|(_, value)| value.len()).sum();
     println!(

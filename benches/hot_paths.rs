@@ -12,8 +12,8 @@ use eddy_engine::debezium::position::Position;
 use eddy_engine::debezium::{Event, Images, TableDecoder};
 use eddy_engine::normalize::Normalizer;
 use eddy_engine::{Encoder, Format, JobSpec, Pipeline, Record, ResultChange};
-use eddy_workload::{DecimalMode, Generator, Options, ReplicaIdentity};
-use orders::{Orders, SCHEMA};
+use eddy_workload::{DecimalMode, Options, ReplicaIdentity};
+use orders::{Orders, SCHEMA, changelog};
 
 mod orders;
 
@@ -38,19 +38,6 @@ const AGGREGATES: [(&str, &str); 6] = [
 /// The changes encoded: many groups, a decimal column.
 const ENCODED_QUERY: &str = "SELECT country, status, COUNT(*) AS orders, SUM(amount) AS revenue \
                              FROM orders GROUP BY country, status";
-
-/// The first `events` (key, value) records of the generator's changelog, by default 60%
-/// inserts, 30% updates, 10% deletes (tombstones left out).
-fn changelog(options: Options, events: usize) -> Vec<(String, String)> {
-    let mut generator = Generator::new(options);
-    (0..events)
-        .map(|_| {
-            let (mut key, mut value) = (String::new(), String::new());
-            generator.next_into(&mut key, &mut value);
-            (key, value)
-        })
-        .collect()
-}
 
 /// A normalizer of the columns `orders` reads.
 fn normalizer(orders: &Orders) -> Normalizer {

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// and skipped (`poisonPills` in the job's status) [default: 3].
     #[arg(long, env = "EDDY_POISON_ATTEMPTS", value_parser = clap::value_parser!(u32).range(1..))]
     poison_attempts: Option<u32>,
+    /// Threads decoding each job's batch of at least 512 records (the batch is the same
+    /// whatever the number, so are the results) [default: 2].
+    #[arg(long, env = "EDDY_DECODE_THREADS", value_parser = clap::value_parser!(u8).range(1..=64))]
+    decode_threads: Option<u8>,
     /// `token` (callers send `Authorization: Bearer …`) or `none` (anyone may do anything;
     /// local use only) [default: token].
     #[arg(long, env = "EDDY_AUTH", value_enum)]
@@ -151,6 +155,7 @@ impl ServeArgs {
             linger_ms: self.linger_ms.or(file.linger_ms),
             dead_letter_max_bytes: self.dead_letter_max_bytes.or(file.dead_letter_max_bytes),
             poison_attempts: self.poison_attempts.or(file.poison_attempts),
+            decode_threads: self.decode_threads.or(file.decode_threads),
             auth: self.auth.or(file.auth),
             admin_token: self.admin_token.or(file.admin_token),
             secret_key: self.secret_key.or(file.secret_key),
@@ -197,6 +202,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .dead_letter_max_bytes
             .unwrap_or(defaults.dead_letter_max_bytes),
         poison_attempts: args.poison_attempts.unwrap_or(defaults.poison_attempts),
+        decode_threads: args
+            .decode_threads
+            .map_or(defaults.decode_threads, usize::from),
         ..defaults
     };
     let address = SocketAddr::new(

@@ -4,12 +4,25 @@ use std::sync::Arc;
 
 use eddy_engine::debezium::{DecimalHandling, DecodeOptions, TableDecoder};
 use eddy_engine::schema::{Catalog, TableDef};
-use eddy_workload::DecimalMode;
+use eddy_workload::{DecimalMode, Generator, Options};
 
 /// The schema the changelog's table is in.
 pub const SCHEMA: &str = include_str!("../orders.prisma");
 /// The columns a typical aggregate query reads.
 pub const COLUMNS: [&str; 4] = ["id", "country", "status", "amount"];
+
+/// The first `events` (key, value) records of the generator's changelog, by default 60%
+/// inserts, 30% updates, 10% deletes (tombstones left out).
+pub fn changelog(options: Options, events: usize) -> Vec<(String, String)> {
+    let mut generator = Generator::new(options);
+    (0..events)
+        .map(|_| {
+            let (mut key, mut value) = (String::new(), String::new());
+            generator.next_into(&mut key, &mut value);
+            (key, value)
+        })
+        .collect()
+}
 
 /// The `orders` table and the columns read of it, as a query's plan would keep them.
 pub struct Orders {

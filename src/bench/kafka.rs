@@ -92,6 +92,7 @@ pub fn bench(args: &BenchArgs, brokers: &str, name: &str, sql: &str) -> Result<(
     config.dead_letter_topic = dlq;
     config.format = Format::Upsert;
     config.batch_max = args.job.batch_size;
+    config.decode_threads = args.job.threads.into();
     config.linger = Duration::from_millis(5);
 
     let events = Generated::new(generate.options(), generate.events);

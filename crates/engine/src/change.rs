@@ -5,9 +5,9 @@
 //! against "inserts" and "deletes", so a batch may hold any mix of both, in any order, and
 //! linear operators (filter, projection) need no state at all.
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch};
-use datafusion::arrow::compute::{filter, filter_record_batch};
-use datafusion::arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use arrow::compute::{filter, filter_record_batch};
+use arrow::datatypes::SchemaRef;
 
 use crate::error::Result;
 
@@ -40,8 +40,7 @@ impl ChangeBatch {
         let data = RecordBatch::try_new_with_options(
             schema,
             columns,
-            &datafusion::arrow::array::RecordBatchOptions::new()
-                .with_row_count(Some(weights.len())),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(weights.len())),
         )?;
         Ok(Self::new(data, Int64Array::from(weights)))
     }
@@ -75,7 +74,7 @@ impl ChangeBatch {
         let data = RecordBatch::try_new_with_options(
             schema,
             columns,
-            &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len())),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len())),
         )?;
         Ok(Self::new(data, self.weights.clone()))
     }

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::common::ScalarValue;
+use arrow::array::ArrayRef;
+use datafusion_common::ScalarValue;
 
 use crate::change::ChangeBatch;
 use crate::error::{Error, Result};

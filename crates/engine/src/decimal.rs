@@ -5,7 +5,7 @@
 //! arithmetic; rounding happens only when a value carries more fraction digits than its
 //! column, and then half away from zero, as PostgreSQL rounds `numeric`.
 
-use datafusion::arrow::datatypes::i256;
+use arrow::datatypes::i256;
 
 /// `10^exp`, or `None` past `i256`.
 pub fn pow10(exp: u32) -> Option<i256> {

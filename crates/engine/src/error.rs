@@ -1,6 +1,6 @@
 //! The engine's error type: one enum, each variant naming what is wrong and where.
 
-use datafusion::error::DataFusionError;
+use datafusion_common::error::DataFusionError;
 
 /// Result alias used throughout the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,8 +58,8 @@ pub enum Error {
     Evaluation(#[from] DataFusionError),
 }
 
-impl From<datafusion::arrow::error::ArrowError> for Error {
-    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
         Error::Evaluation(e.into())
     }
 }

@@ -43,7 +43,7 @@ pub mod schema;
 pub mod temporal;
 mod varint;
 
-pub use batch_decoder::{BatchDecoder, DecodedBatch};
+pub use batch_decoder::{BatchDecoder, DecodedBatch, RECORDS_PER_THREAD, decode_in_parallel};
 pub use consolidate::{ChangeKind, ResultChange};
 pub use error::{Error, Result};
 pub use memory::StateUsage;

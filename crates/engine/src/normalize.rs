@@ -35,9 +35,9 @@ use std::borrow::Cow;
 
 use foldhash::{HashMap, HashMapExt};
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::ScalarValue;
+use arrow::array::ArrayRef;
+use arrow::datatypes::SchemaRef;
+use datafusion_common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::change::ChangeBatch;
@@ -307,7 +307,7 @@ impl Normalizer {
             self.schema
                 .fields()
                 .iter()
-                .map(|f| datafusion::arrow::array::new_empty_array(f.data_type()))
+                .map(|f| arrow::array::new_empty_array(f.data_type()))
                 .collect()
         } else {
             self.rows.decode(out.rows.iter().map(|r| r.as_ref()))?

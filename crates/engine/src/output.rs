@@ -11,11 +11,11 @@
 
 use std::fmt::Write;
 
+use arrow::array::Array;
+use arrow::datatypes::{FieldRef, TimeUnit, i256};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::{FieldRef, TimeUnit, i256};
-use datafusion::common::ScalarValue;
+use datafusion_common::ScalarValue;
 
 use crate::consolidate::{ChangeKind, ResultChange};
 
@@ -318,9 +318,7 @@ fn write_timestamp(
 
 fn write_list(out: &mut String, list: &dyn Array, style: Style) {
     out.push('[');
-    if let Some(list) = list
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::ListArray>()
+    if let Some(list) = list.as_any().downcast_ref::<arrow::array::ListArray>()
         && !list.is_empty()
         && list.is_valid(0)
     {
@@ -343,7 +341,7 @@ fn write_list(out: &mut String, list: &dyn Array, style: Style) {
 mod flink {
     use std::fmt::Write;
 
-    use datafusion::arrow::datatypes::i256;
+    use arrow::datatypes::i256;
 
     /// A JSON string as Jackson escapes it: `"`, `\` and control characters, those without a
     /// short escape as `\u00XX` in upper-case hex (serde_json writes lower case).
@@ -465,7 +463,7 @@ mod tests {
 
     use std::sync::Arc;
 
-    use datafusion::arrow::datatypes::{DataType, Field};
+    use arrow::datatypes::{DataType, Field};
 
     use super::*;
 

@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{FieldRef, Schema};
-use datafusion::common::ScalarValue;
+use arrow::datatypes::{FieldRef, Schema};
+use datafusion_common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::batch_decoder::{BatchDecoder, DecodedBatch};

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, new_null_array};
-use datafusion::arrow::compute::is_not_null;
-use datafusion::arrow::compute::kernels::zip::zip;
-use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
-use datafusion::arrow::row::{RowConverter, Rows, SortField};
-use datafusion::common::ScalarValue;
+use arrow::array::{ArrayRef, AsArray, new_null_array};
+use arrow::compute::is_not_null;
+use arrow::compute::kernels::zip::zip;
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion_common::ScalarValue;
 
 use crate::error::Result;
 
@@ -185,7 +185,7 @@ fn canonical_floats(column: &ArrayRef) -> ArrayRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::Float64Array;
+    use arrow::array::Float64Array;
 
     #[test]
     fn equality_codec_holds_negative_zero_and_every_nan_equal() {

@@ -11,8 +11,8 @@
 
 use std::fmt::Write;
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::ScalarValue;
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion_common::ScalarValue;
 
 /// `infinity` in a timestamp column, in any unit.
 pub const POS_INFINITY: i64 = i64::MAX;

@@ -5,7 +5,9 @@
 
 use std::sync::atomic::Ordering;
 
-use eddy_engine::{Encoder, Pipeline, Record};
+use eddy_engine::{
+    BatchDecoder, Encoder, Pipeline, RECORDS_PER_THREAD, Record, decode_in_parallel,
+};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 
 use crate::dead_letter;
@@ -19,6 +21,8 @@ use crate::source::Offsets;
 pub(crate) struct Applier<'a> {
     pub config: &'a JobConfig,
     pub pipeline: &'a mut Pipeline,
+    /// The job's decoders, empty between batches: a batch is decoded on as many threads.
+    pub decoders: &'a mut [BatchDecoder],
     pub encoder: &'a Encoder,
     pub sink: &'a Sink,
     pub metrics: &'a JobMetrics,
@@ -87,25 +91,28 @@ impl Applier<'_> {
     /// refused records go to the dead-letter topic.
     fn engine_batch(&mut self, messages: &[BorrowedMessage<'_>], end: &str) -> Result<usize> {
         let first = self.pipeline.stats().records;
-        for message in messages {
-            let record = Record {
+        let records: Vec<Record<'_>> = messages
+            .iter()
+            .map(|message| Record {
                 topic: message.topic(),
                 key: message.key(),
                 value: message.payload(),
-            };
-            match self.pipeline.push(record) {
-                Err(e) => self.dead_letter(message, &e.to_string()),
+            })
+            .collect();
+        let (batch, refused) = decode_in_parallel(self.decoders, &records, RECORDS_PER_THREAD)?;
+        let mut refused = refused.into_iter().peekable();
+        for (index, message) in messages.iter().enumerate() {
+            if let Some((_, error)) = refused.next_if(|(r, _)| *r == index) {
+                self.dead_letter(message, &error.to_string());
+            } else if message.payload().is_some_and(|v| v.trim_ascii().is_empty()) {
                 // The engine reads a blank value as a tombstone and ignores it; on Kafka a
                 // tombstone has no value at all (null), so a blank one is a broken record
                 // that would otherwise vanish uncounted. Ignored by the engine, it changed
                 // nothing there.
-                Ok(()) if message.payload().is_some_and(|v| v.trim_ascii().is_empty()) => {
-                    self.dead_letter(message, &blank_value(message.topic()));
-                }
-                Ok(()) => {}
+                self.dead_letter(message, &blank_value(message.topic()));
             }
         }
-        for rejected in self.pipeline.flush()? {
+        for rejected in self.pipeline.apply(batch)? {
             let message = &messages[(rejected.ordinal - first) as usize];
             self.dead_letter(message, &rejected.error.to_string());
         }

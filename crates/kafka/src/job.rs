@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use eddy_engine::normalize::TableOrder;
-use eddy_engine::{Encoder, Format, JobSpec, Pipeline};
+use eddy_engine::{BatchDecoder, Encoder, Format, JobSpec, Pipeline};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -64,7 +64,14 @@ pub struct JobConfig {
     /// How many times a batch may fail the job before the record causing it is searched
     /// for and skipped.
     pub poison_attempts: u32,
+    /// Threads a batch's records are decoded on (in contiguous runs, one thread per 256
+    /// records at most, the batch then applied as one): the same batch, so the same results,
+    /// whatever the number.
+    pub decode_threads: usize,
 }
+
+/// Two: decoding is most of a job's work per record, and most machines have two cores.
+pub const DEFAULT_DECODE_THREADS: usize = 2;
 
 impl JobConfig {
     /// A configuration with the usual batch and checkpoint settings.
@@ -83,6 +90,7 @@ impl JobConfig {
             checkpoint_dir,
             dead_letter_max_bytes: dead_letter::DEFAULT_MAX_BYTES,
             poison_attempts: poison::DEFAULT_ATTEMPTS,
+            decode_threads: DEFAULT_DECODE_THREADS,
         }
     }
 }
@@ -178,6 +186,8 @@ impl JobMetrics {
 pub struct Job {
     config: JobConfig,
     pipeline: Pipeline,
+    /// The decoders of [`JobConfig::decode_threads`], between batches all empty.
+    decoders: Vec<BatchDecoder>,
     encoder: Encoder,
     source: Source,
     sink: Sink,
@@ -259,6 +269,9 @@ impl Job {
             pipeline.key_fields(),
             pipeline.value_fields(),
         );
+        let decoders = (0..config.decode_threads.max(1))
+            .map(|_| pipeline.decoder())
+            .collect::<std::result::Result<_, _>>()?;
         let sink = Sink::new(
             &config.brokers,
             &config.dead_letter_topic,
@@ -267,6 +280,7 @@ impl Job {
         Ok(Job {
             config,
             pipeline,
+            decoders,
             encoder,
             source,
             sink,
@@ -335,6 +349,7 @@ impl Job {
         let mut applier = Applier {
             config,
             pipeline: &mut self.pipeline,
+            decoders: &mut self.decoders,
             encoder: &self.encoder,
             sink: &self.sink,
             metrics: &self.metrics,

@@ -39,5 +39,5 @@ pub mod timings;
 
 pub use config::set_client_properties;
 pub use error::{Error, Result};
-pub use job::{Job, JobConfig, JobMetrics, SOURCE_END_HEADER};
+pub use job::{DEFAULT_DECODE_THREADS, Job, JobConfig, JobMetrics, SOURCE_END_HEADER};
 pub use source::Offsets;

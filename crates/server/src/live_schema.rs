@@ -2,7 +2,7 @@
 //! every field of a table the query reads must be a column of that table, of a type the
 //! field's Arrow type can hold; a database it cannot read is a `400` on `connectionString`.
 
-use datafusion::arrow::datatypes::DataType;
+use arrow::datatypes::DataType;
 use eddy_engine::schema::{Catalog, TableDef};
 use eddy_postgres::PgConfig;
 use eddy_postgres::catalog::{self, ColumnSummary};
@@ -130,7 +130,7 @@ fn decimal_fits(pg: &str, precision: u32, scale: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::datatypes::TimeUnit;
+    use arrow::datatypes::TimeUnit;
 
     #[test]
     fn types_that_cannot_hold_the_column_are_told_apart() {

@@ -41,6 +41,8 @@ pub struct Settings {
     pub dead_letter_max_bytes: usize,
     /// How many times a batch may fail a job before the record causing it is skipped.
     pub poison_attempts: u32,
+    /// Threads decoding each job's large batches (see [`JobConfig::decode_threads`]).
+    pub decode_threads: usize,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             checkpoint_interval: Duration::from_secs(5),
             dead_letter_max_bytes: eddy_kafka::dead_letter::DEFAULT_MAX_BYTES,
             poison_attempts: eddy_kafka::poison::DEFAULT_ATTEMPTS,
+            decode_threads: eddy_kafka::DEFAULT_DECODE_THREADS,
         }
     }
 }
@@ -234,6 +237,7 @@ impl Supervisor {
             checkpoint_dir: self.registry.job_dir(&definition.id),
             dead_letter_max_bytes: settings.dead_letter_max_bytes,
             poison_attempts: settings.poison_attempts,
+            decode_threads: settings.decode_threads,
         }
     }
 

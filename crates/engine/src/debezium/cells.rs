@@ -8,14 +8,14 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use datafusion::arrow::array::{
+use arrow::array::{
     ArrayRef, Decimal128Array, Int64Array, NullBufferBuilder, StringBuilder, new_empty_array,
 };
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use datafusion_common::ScalarValue;
 
 use super::inline_schema::FieldHint;
 use super::value::{self, DecodeOptions, Decoded, UNAVAILABLE};
@@ -362,7 +362,7 @@ impl ImageColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::Array;
+    use arrow::array::Array;
 
     fn cell(raw: &str, data_type: DataType) -> std::result::Result<String, String> {
         decode(raw.as_bytes(), &data_type, None, &DecodeOptions::default())

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::datatypes::DataType;
+use arrow::datatypes::DataType;
 use serde::Deserialize;
 
 use crate::schema::{ColumnDef, MYSQL_UNSIGNED_BIGINT, TableDef};

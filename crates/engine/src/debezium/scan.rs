@@ -166,18 +166,27 @@ impl<'a> Scanner<'a> {
 
     /// Takes one value, checked to be JSON through and through, and returns its raw text.
     pub fn value(&mut self) -> Result<&'a [u8]> {
+        let (start, taken) = self.leaf()?;
+        if !taken {
+            self.container()?;
+        }
+        Ok(&self.bytes[start..self.pos])
+    }
+
+    /// Where the next value starts, and whether it was taken: a string, number or literal
+    /// is; an object or array is left for [`Scanner::container`].
+    #[inline]
+    fn leaf(&mut self) -> Result<(usize, bool)> {
         let (first, start) = self
             .token()?
             .ok_or_else(|| self.error("expected a value"))?;
         match first {
-            b'"' => {
-                self.string()?;
-            }
-            b'{' | b'[' => self.container()?,
-            b'}' | b']' | b',' | b':' => return Err(self.error("expected a value")),
-            _ => self.scalar(start)?,
-        }
-        Ok(&self.bytes[start..self.pos])
+            b'"' => self.string().map(|_| ()),
+            b'{' | b'[' => return Ok((start, false)),
+            b'}' | b']' | b',' | b':' => Err(self.error("expected a value")),
+            _ => self.scalar(start),
+        }?;
+        Ok((start, true))
     }
 
     /// Takes the number or literal starting at `start`: the gap up to the next structural.
@@ -232,16 +241,8 @@ impl<'a> Scanner<'a> {
                     self.string()?;
                     self.expect(b':')?;
                 }
-                let (b, start) = self
-                    .token()?
-                    .ok_or_else(|| self.error("expected a value"))?;
-                match b {
-                    b'"' => {
-                        self.string()?;
-                    }
-                    b'{' | b'[' => continue 'open,
-                    b'}' | b']' | b',' | b':' => return Err(self.error("expected a value")),
-                    _ => self.scalar(start)?,
+                if !self.leaf()?.1 {
+                    continue 'open;
                 }
             }
         }

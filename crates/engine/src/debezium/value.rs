@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::{DataType, Field, TimeUnit, i256};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE};
-use datafusion::arrow::datatypes::{DataType, Field, TimeUnit, i256};
-use datafusion::common::ScalarValue;
+use datafusion_common::ScalarValue;
 use serde_json::Value;
 
 use super::inline_schema::FieldHint;

@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{
     DataType, Decimal128Type, Decimal256Type, Float64Type, Int64Type, UInt64Type, i256,
 };
-use datafusion::arrow::row::Rows;
-use datafusion::common::ScalarValue;
+use arrow::row::Rows;
+use datafusion_common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

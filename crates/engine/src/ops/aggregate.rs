@@ -12,10 +12,10 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::ScalarValue;
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::datatypes::SchemaRef;
+use datafusion_common::ScalarValue;
+use datafusion_physical_expr::PhysicalExpr;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 use serde::{Deserialize, Serialize};

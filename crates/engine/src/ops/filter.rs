@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::array::AsArray;
+use arrow::datatypes::SchemaRef;
+use datafusion_physical_expr::PhysicalExpr;
 
 use super::{Operator, single};
 use crate::change::ChangeBatch;

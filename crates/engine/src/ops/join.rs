@@ -14,12 +14,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, UInt32Array, new_null_array,
-};
-use datafusion::arrow::compute::{concat, concat_batches, take_record_batch};
-use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array, new_null_array};
+use arrow::compute::{concat, concat_batches, take_record_batch};
+use arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion_physical_expr::PhysicalExpr;
 use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 

@@ -20,7 +20,7 @@ pub mod topn;
 pub mod union;
 pub mod window_expand;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use arrow::datatypes::SchemaRef;
 
 use crate::change::ChangeBatch;
 use crate::error::Result;

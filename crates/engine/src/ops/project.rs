@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::datatypes::SchemaRef;
+use datafusion_physical_expr::PhysicalExpr;
 
 use super::{Operator, single};
 use crate::change::ChangeBatch;

@@ -18,10 +18,10 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, btree_map};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, UInt64Array};
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::array::{ArrayRef, UInt64Array};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
+use datafusion_physical_expr::PhysicalExpr;
 use foldhash::{HashMap, HashMapExt, HashSet};
 use serde::{Deserialize, Serialize};
 
@@ -258,7 +258,7 @@ impl TopNOp {
             .order
             .iter()
             .map(|k| {
-                let options = datafusion::arrow::compute::SortOptions {
+                let options = arrow::compute::SortOptions {
                     descending: k.descending,
                     nulls_first: k.nulls_first,
                 };

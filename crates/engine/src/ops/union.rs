@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int32Array, new_null_array};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, Int32Array, new_null_array};
+use arrow::compute::cast;
+use arrow::datatypes::SchemaRef;
 
 use super::Operator;
 use super::join::concat_changes;

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt64Array};
-use datafusion::arrow::compute::take;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::NullHandling;
+use arrow::array::{Array, ArrayRef, AsArray, UInt64Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
+use datafusion_common::NullHandling;
 
 use super::{Operator, single};
 use crate::change::ChangeBatch;
@@ -123,7 +123,7 @@ impl Operator for WindowExpandOp {
             columns.push(Arc::new(UInt64Array::from(ordinals)));
         }
         let weights = take(&input.weights, &parents, None)?;
-        let weights = weights.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let weights = weights.as_primitive::<arrow::datatypes::Int64Type>();
         ChangeBatch::try_from_columns(self.schema.clone(), columns, weights.values().to_vec())
     }
 }

@@ -8,10 +8,10 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::error::DataFusionError;
-use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{Expr, Query, Statement, Visit, Visitor};
-use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion_common::error::DataFusionError;
+use datafusion_sql::parser::Statement as DFStatement;
+use datafusion_sql::sqlparser::ast::{Expr, Query, Statement, Visit, Visitor};
+use datafusion_sql::sqlparser::parser::ParserError;
 
 use crate::error::{Error, Result};
 
@@ -146,8 +146,8 @@ mod tests {
     use super::*;
 
     fn parsed(sql: &str) -> DFStatement {
-        let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
-        datafusion::sql::parser::DFParser::parse_sql_with_dialect(sql, &dialect)
+        let dialect = datafusion_sql::sqlparser::dialect::GenericDialect {};
+        datafusion_sql::parser::DFParser::parse_sql_with_dialect(sql, &dialect)
             .unwrap()
             .pop_front()
             .unwrap()

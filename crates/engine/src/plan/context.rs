@@ -8,33 +8,41 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::catalog::empty::EmptyTable;
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::{TableReference, plan_datafusion_err};
-use datafusion::datasource::provider_as_source;
-use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
-use datafusion::logical_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion_common::config::ConfigOptions;
+use datafusion_common::{TableReference, plan_datafusion_err};
+use datafusion_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
 
+use super::session::Session;
 use crate::schema::Catalog;
 
 pub struct Context<'a> {
-    state: &'a SessionState,
+    session: &'a Session,
     tables: HashMap<String, Arc<dyn TableSource>>,
 }
 
 impl<'a> Context<'a> {
-    pub fn new(state: &'a SessionState, catalog: &Catalog) -> Self {
+    pub fn new(session: &'a Session, catalog: &Catalog) -> Self {
         let tables = catalog
             .tables
             .iter()
             .map(|t| {
-                let source = provider_as_source(Arc::new(EmptyTable::new(t.arrow_schema())));
+                let source: Arc<dyn TableSource> = Arc::new(Table(t.arrow_schema()));
                 (t.name.clone(), source)
             })
             .collect();
-        Self { state, tables }
+        Self { session, tables }
+    }
+}
+
+/// A table as planning sees it: its columns. Filters are not pushed into its scans (the
+/// trait's default), so they stay operators of the plan and the columns they read are kept.
+struct Table(SchemaRef);
+
+impl TableSource for Table {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.0)
     }
 }
 
@@ -44,7 +52,7 @@ impl ContextProvider for Context<'_> {
     fn get_table_source(
         &self,
         name: TableReference,
-    ) -> datafusion::error::Result<Arc<dyn TableSource>> {
+    ) -> datafusion_common::error::Result<Arc<dyn TableSource>> {
         self.tables
             .get(name.table())
             .cloned()
@@ -52,23 +60,24 @@ impl ContextProvider for Context<'_> {
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
-        self.state.expr_planners()
+        self.session.expr_planners()
     }
 
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
-        self.state.scalar_functions().get(name).cloned()
+        self.session.scalar_functions().get(name).cloned()
     }
 
-    fn get_higher_order_meta(&self, name: &str) -> Option<Arc<HigherOrderUDF>> {
-        self.state.higher_order_functions().get(name).cloned()
+    /// DataFusion's higher-order functions are its nested (array) ones, which a job has not.
+    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
+        None
     }
 
     fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
-        self.state.aggregate_functions().get(name).cloned()
+        self.session.aggregate_functions().get(name).cloned()
     }
 
     fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
-        self.state.window_functions().get(name).cloned()
+        self.session.window_functions().get(name).cloned()
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -76,26 +85,22 @@ impl ContextProvider for Context<'_> {
     }
 
     fn options(&self) -> &ConfigOptions {
-        self.state.config_options()
+        self.session.config_options()
     }
 
     fn udf_names(&self) -> Vec<String> {
-        self.state.scalar_functions().keys().cloned().collect()
+        self.session.scalar_functions().keys().cloned().collect()
     }
 
     fn higher_order_function_names(&self) -> Vec<String> {
-        self.state
-            .higher_order_functions()
-            .keys()
-            .cloned()
-            .collect()
+        Vec::new()
     }
 
     fn udaf_names(&self) -> Vec<String> {
-        self.state.aggregate_functions().keys().cloned().collect()
+        self.session.aggregate_functions().keys().cloned().collect()
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        self.state.window_functions().keys().cloned().collect()
+        self.session.window_functions().keys().cloned().collect()
     }
 }

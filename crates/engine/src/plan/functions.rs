@@ -6,21 +6,20 @@
 //! DataFusion's own SUM types wide enough, and the incremental accumulators
 //! ([`crate::ops::accumulator`]) produce exactly those types.
 
-use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{Result, plan_err};
-use datafusion::functions_aggregate::sum::Sum;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
-use datafusion::logical_expr::{
+use arrow::datatypes::{DataType, FieldRef};
+use datafusion_common::{Result, plan_err};
+use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion_expr::utils::AggregateOrderSensitivity;
+use datafusion_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, ReversedUDAF, SetMonotonicity,
     Signature, Volatility,
 };
-use datafusion::prelude::SessionContext;
+use datafusion_functions_aggregate::sum::Sum;
 
-/// Registers Eddy's replacements of DataFusion functions: what the engine plans with, and
-/// what a batch computation must use to give the same answers.
-pub fn register(ctx: &SessionContext) {
-    ctx.register_udaf(AggregateUDF::from(ExactSum::new()));
+/// Eddy's replacements of DataFusion's aggregate functions: what the engine plans with, and
+/// what a batch computation must register to give the same answers.
+pub fn udafs() -> Vec<AggregateUDF> {
+    vec![AggregateUDF::from(ExactSum::new())]
 }
 
 /// SUM exact as PostgreSQL's: integers of any width (MySQL's unsigned ones too) →

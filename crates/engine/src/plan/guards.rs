@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::DFSchema;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Expr, LogicalPlan, Operator};
-use datafusion::scalar::ScalarValue;
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion_common::DFSchema;
+use datafusion_common::ScalarValue;
+use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion_expr::{Expr, LogicalPlan, Operator};
 
 use crate::error::{Error, Result};
 use crate::schema::TableDef;

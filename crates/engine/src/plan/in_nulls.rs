@@ -9,10 +9,10 @@
 //! `IN` can be NULL. A top-level `NOT IN` conjunct is planned as a null-aware anti join, which
 //! is exact; a `NOT IN` under `OR` is a negated mark, refused like `NOT (… IN …)`.
 
-use datafusion::common::DFSchemaRef;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::expr::InSubquery;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion_common::DFSchemaRef;
+use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion_expr::expr::InSubquery;
+use datafusion_expr::{Expr, ExprSchemable, LogicalPlan, Operator};
 
 use crate::error::{Error, Result};
 

@@ -9,10 +9,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
-use datafusion::common::{DFSchema, JoinType, NullEquality};
-use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
-use datafusion::logical_expr::{Expr, ExprSchemable, Join, LogicalPlan};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion_common::{DFSchema, JoinType, NullEquality};
+use datafusion_expr::type_coercion::binary::comparison_coercion;
+use datafusion_expr::{Expr, ExprSchemable, Join, LogicalPlan};
 
 use super::{Compiled, Compiler};
 use crate::error::{Error, Result};
@@ -162,7 +162,7 @@ fn cast(expr: &Expr, from: &DataType, to: &DataType) -> Expr {
     if from == to {
         expr.clone()
     } else {
-        Expr::Cast(datafusion::logical_expr::Cast::new(
+        Expr::Cast(datafusion_expr::Cast::new(
             Box::new(expr.clone()),
             to.clone(),
         ))
@@ -171,7 +171,7 @@ fn cast(expr: &Expr, from: &DataType, to: &DataType) -> Expr {
 
 fn side_of(
     compiled: &Compiled,
-    keys: Vec<Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    keys: Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>,
 ) -> Result<JoinSide> {
     let schema = Compiled::batch_schema(&compiled.schema, compiled.key.as_ref());
     Ok(JoinSide {

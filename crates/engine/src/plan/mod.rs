@@ -16,6 +16,7 @@ mod guards;
 mod in_nulls;
 mod join;
 mod scalar;
+mod session;
 pub mod time_windows;
 mod topn;
 mod union;
@@ -24,14 +25,12 @@ mod unnest;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, DFSchemaRef};
-use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Volatility};
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion_common::{DFSchema, DFSchemaRef};
+use datafusion_expr::expr::AggregateFunction;
+use datafusion_expr::{Expr, ExprSchemable, LogicalPlan, Volatility};
+use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::{Error, Result};
 use crate::ops::aggregate::{AggregateCall, AggregateOp, AggregateSpec, Function, SumKind};
@@ -41,6 +40,7 @@ use crate::ops::{Input, Node};
 use crate::rows::RowCodec;
 use crate::schema::Catalog;
 use crate::temporal::Guard;
+use session::Session;
 
 /// A source table as the plan reads it.
 #[derive(Debug, Clone)]
@@ -102,32 +102,30 @@ pub fn plan(catalog: &Catalog, sql: &str) -> Result<Plan> {
     })
 }
 
-fn session() -> SessionState {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+fn session() -> Session {
     // Its rewrite of COUNT(DISTINCT x) into two aggregations is right, but the distinct
     // multiset per group that the aggregate keeps is smaller state.
-    ctx.remove_optimizer_rule("single_distinct_aggregation_to_group_by");
-    time_windows::register(&ctx);
-    functions::register(&ctx);
-    ctx.state()
+    Session::new(
+        time_windows::udfs(),
+        functions::udafs(),
+        &["single_distinct_aggregation_to_group_by"],
+    )
 }
 
 /// Parses one SQL statement and plans it against the catalog.
-fn logical_plan(state: &SessionState, catalog: &Catalog, sql: &str) -> Result<LogicalPlan> {
-    let query_error = |e: datafusion::error::DataFusionError| Error::Query(e.strip_backtrace());
-    let dialect = state.config_options().sql_parser.dialect;
+fn logical_plan(state: &Session, catalog: &Catalog, sql: &str) -> Result<LogicalPlan> {
+    let query_error =
+        |e: datafusion_common::error::DataFusionError| Error::Query(e.strip_backtrace());
     admit::check_length(sql)?;
-    let statement = state
-        .sql_to_statement(sql, &dialect)
-        .map_err(admit::parse_error)?;
+    let statement = state.sql_to_statement(sql).map_err(admit::parse_error)?;
     admit::check(&statement)?;
     let statement = time_windows::rewrite(statement)?;
     let context = context::Context::new(state, catalog);
-    let options = datafusion::sql::planner::ParserOptions {
+    let options = datafusion_sql::planner::ParserOptions {
         enable_ident_normalization: state.config_options().sql_parser.enable_ident_normalization,
         ..Default::default()
     };
-    datafusion::sql::planner::SqlToRel::new_with_options(&context, options)
+    datafusion_sql::planner::SqlToRel::new_with_options(&context, options)
         .statement_to_plan(statement)
         .map_err(query_error)
 }
@@ -166,7 +164,7 @@ fn sources(catalog: &Catalog, plan: &LogicalPlan) -> Result<Vec<Source>> {
         if let LogicalPlan::TableScan(scan) = node {
             let table = catalog
                 .table_index(scan.table_name.table())
-                .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
+                .map_err(|e| datafusion_common::error::DataFusionError::Plan(e.to_string()))?;
             let columns = read.entry(table).or_default();
             match &scan.projection {
                 Some(projection) => columns.extend(projection.iter().copied()),
@@ -226,7 +224,7 @@ impl Compiled {
 }
 
 struct Compiler<'a> {
-    state: &'a SessionState,
+    state: &'a Session,
     catalog: &'a Catalog,
     sources: &'a [Source],
 }
@@ -325,7 +323,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn scan(&self, scan: &datafusion::logical_expr::TableScan) -> Result<Compiled> {
+    fn scan(&self, scan: &datafusion_expr::TableScan) -> Result<Compiled> {
         if scan.fetch.is_some() {
             return Err(Error::not_incremental("LIMIT", None));
         }
@@ -367,13 +365,13 @@ impl Compiler<'_> {
             schema: scan.projected_schema.clone(),
             key,
         };
-        match datafusion::logical_expr::utils::conjunction(scan.filters.iter().cloned()) {
+        match datafusion_expr::utils::conjunction(scan.filters.iter().cloned()) {
             Some(predicate) => self.filter(compiled, predicate),
             None => Ok(compiled),
         }
     }
 
-    fn aggregate(&self, a: &datafusion::logical_expr::Aggregate) -> Result<Compiled> {
+    fn aggregate(&self, a: &datafusion_expr::Aggregate) -> Result<Compiled> {
         if a.group_expr
             .iter()
             .any(|e| matches!(e, Expr::GroupingSet(_)))

@@ -9,11 +9,9 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Result as DfResult};
-use datafusion::logical_expr::{
-    Expr, Filter, LogicalPlan, LogicalPlanBuilder, Projection, SubqueryAlias,
-};
+use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::{Column, Result as DfResult};
+use datafusion_expr::{Expr, Filter, LogicalPlan, LogicalPlanBuilder, Projection, SubqueryAlias};
 
 use crate::error::{Error, Result};
 
@@ -41,7 +39,7 @@ fn rewrite(node: LogicalPlan, next: &mut usize) -> DfResult<Transformed<LogicalP
             if uncorrelated(e) && !found.contains(e) {
                 found.push(e.clone());
             }
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+            Ok(datafusion_common::tree_node::TreeNodeRecursion::Continue)
         })?;
     }
     if found.is_empty() {
@@ -55,7 +53,7 @@ fn rewrite(node: LogicalPlan, next: &mut usize) -> DfResult<Transformed<LogicalP
             unreachable!("only scalar subqueries are collected")
         };
         let inner = subqueries_to_joins(s.subquery.as_ref().clone())
-            .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
+            .map_err(|e| datafusion_common::error::DataFusionError::Plan(e.to_string()))?;
         let alias = format!("__scalar_subquery_{next}");
         *next += 1;
         let aliased = SubqueryAlias::try_new(Arc::new(inner), alias.as_str())?;

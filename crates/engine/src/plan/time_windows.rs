@@ -19,35 +19,36 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, ListArray};
-use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, TimeUnit};
-use datafusion::common::{ScalarValue, exec_err};
-use datafusion::logical_expr::{
+use arrow::array::{Array, ArrayRef, Int64Array, ListArray};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, TimeUnit};
+use datafusion_common::{ScalarValue, exec_err};
+use datafusion_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
-use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{
+use datafusion_sql::parser::Statement as DFStatement;
+use datafusion_sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Select, SetExpr, Statement,
     TableFactor, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_sql::sqlparser::dialect::GenericDialect;
+use datafusion_sql::sqlparser::parser::Parser;
 
 use crate::error::{Error, Result};
 
 /// The column a HOP expansion adds: the start of one window the row belongs to.
 const HOP_START: &str = "__hop_start";
 
-/// Registers the functions the rewritten SQL calls.
-pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(ScalarUDF::new_from_impl(HopStarts::new()));
+/// The functions the rewritten SQL calls, for the engine and for a batch computation to
+/// register.
+pub fn udfs() -> Vec<ScalarUDF> {
+    vec![ScalarUDF::new_from_impl(HopStarts::new())]
 }
 
 /// Rewrites Flink's group windows in `sql` (see the module docs); other SQL is unchanged.
-/// For running the rewritten query elsewhere, e.g. in DataFusion in batch after [`register`].
+/// For running the rewritten query elsewhere, e.g. in DataFusion in batch after registering
+/// [`udfs`].
 pub fn rewrite_sql(sql: &str) -> Result<String> {
     let mut statements =
         Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| Error::Query(e.to_string()))?;
@@ -276,7 +277,7 @@ impl HopStarts {
     }
 }
 
-fn interval_nanos(value: &ColumnarValue, what: &str) -> datafusion::error::Result<i128> {
+fn interval_nanos(value: &ColumnarValue, what: &str) -> datafusion_common::error::Result<i128> {
     match value {
         ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(v))) if v.months == 0 => {
             Ok(i128::from(v.days) * 86_400_000_000_000 + i128::from(v.nanoseconds))
@@ -297,7 +298,7 @@ impl ScalarUDFImpl for HopStarts {
         &self.signature
     }
 
-    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+    fn return_type(&self, args: &[DataType]) -> datafusion_common::error::Result<DataType> {
         match args {
             [_, _, ts @ DataType::Timestamp(_, _)] => Ok(DataType::List(Arc::new(
                 Field::new_list_field(ts.clone(), true),
@@ -310,7 +311,10 @@ impl ScalarUDFImpl for HopStarts {
     }
 
     /// Checks the intervals when the query is planned, so a bad one refuses the job.
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion::error::Result<FieldRef> {
+    fn return_field_from_args(
+        &self,
+        args: ReturnFieldArgs,
+    ) -> datafusion_common::error::Result<FieldRef> {
         for (value, what) in args.scalar_arguments.iter().take(2).zip(["slide", "size"]) {
             let value = value.cloned().unwrap_or(ScalarValue::Null);
             interval_nanos(&ColumnarValue::Scalar(value), what)?;
@@ -330,7 +334,7 @@ impl ScalarUDFImpl for HopStarts {
     fn invoke_with_args(
         &self,
         args: ScalarFunctionArgs,
-    ) -> datafusion::error::Result<ColumnarValue> {
+    ) -> datafusion_common::error::Result<ColumnarValue> {
         let [slide, size, ts] = args.args.as_slice() else {
             return exec_err!("HOP takes (time, slide, size)");
         };
@@ -355,7 +359,7 @@ impl ScalarUDFImpl for HopStarts {
         let (slide, size) = ((slide / per_unit) as i64, (size / per_unit) as i64);
         let ts = ts.to_array(args.number_rows)?;
         let ts_type = ts.data_type().clone();
-        let values = datafusion::arrow::compute::cast(&ts, &DataType::Int64)?;
+        let values = arrow::compute::cast(&ts, &DataType::Int64)?;
         let values = values
             .as_any()
             .downcast_ref::<Int64Array>()
@@ -376,10 +380,8 @@ impl ScalarUDFImpl for HopStarts {
             }
             offsets.push(starts.len() as i32);
         }
-        let starts: ArrayRef = Arc::new(
-            datafusion::arrow::array::PrimitiveArray::<Int64Type>::from(starts),
-        );
-        let starts = datafusion::arrow::compute::cast(&starts, &ts_type)?;
+        let starts: ArrayRef = Arc::new(arrow::array::PrimitiveArray::<Int64Type>::from(starts));
+        let starts = arrow::compute::cast(&starts, &ts_type)?;
         let list = ListArray::try_new(
             Arc::new(Field::new_list_field(ts_type, true)),
             OffsetBuffer::new(offsets.into()),

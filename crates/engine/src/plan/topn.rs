@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionParams};
-use datafusion::logical_expr::{
+use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::{Column, DFSchema, ScalarValue};
+use datafusion_expr::expr::{WindowFunction, WindowFunctionParams};
+use datafusion_expr::{
     BinaryExpr, Expr, FetchType, Filter, Limit, LogicalPlan, Operator, Projection, SkipType,
     SortExpr, SubqueryAlias, Window, WindowFunctionDefinition,
 };
@@ -42,7 +42,8 @@ pub(super) fn over_window(filter: &Filter) -> bool {
 impl Compiler<'_> {
     /// `LIMIT`/`OFFSET` over an ORDER BY: a top-N. Without an ORDER BY it is refused.
     pub(super) fn limit(&self, limit: &Limit) -> Result<Compiled> {
-        let query = |e: datafusion::error::DataFusionError| Error::Query(e.strip_backtrace());
+        let query =
+            |e: datafusion_common::error::DataFusionError| Error::Query(e.strip_backtrace());
         let constant = || Error::not_incremental("LIMIT / OFFSET with a computed count", None);
         let SkipType::Literal(skip) = limit.get_skip_type().map_err(query)? else {
             return Err(constant());
@@ -91,7 +92,7 @@ impl Compiler<'_> {
     /// `ORDER BY … LIMIT`: rows `skip + 1 ..= bound` of the input in the sort's order.
     pub(super) fn top_n(
         &self,
-        sort: &datafusion::logical_expr::Sort,
+        sort: &datafusion_expr::Sort,
         skip: usize,
         bound: Option<usize>,
     ) -> Result<Compiled> {
@@ -122,7 +123,8 @@ impl Compiler<'_> {
 
     /// A filter over a window: the window's bounded ranking, then the filter as written.
     pub(super) fn ranked(&self, filter: &Filter) -> Result<Compiled> {
-        let query = |e: datafusion::error::DataFusionError| Error::Query(e.strip_backtrace());
+        let query =
+            |e: datafusion_common::error::DataFusionError| Error::Query(e.strip_backtrace());
         let plan = match filter.input.as_ref() {
             LogicalPlan::Window(window) => return self.window_top(filter, window),
             LogicalPlan::Projection(p) => {
@@ -279,7 +281,7 @@ impl Compiler<'_> {
         &self,
         input: Compiled,
         spec: TopNSpec,
-        schema: datafusion::common::DFSchemaRef,
+        schema: datafusion_common::DFSchemaRef,
     ) -> Result<Compiled> {
         let key_columns = input.key.as_ref().map_or(0, Vec::len);
         let batch_schema = Compiled::batch_schema(&schema, input.key.as_ref());
@@ -325,7 +327,7 @@ fn substitute(predicate: &Expr, outer: &DFSchema, inner: Vec<Expr>) -> Result<Ex
 /// The tightest bound the predicate's conjuncts put on `ranked`: `<= n` is `n`, `< n` is
 /// `n - 1`, `= n` is `n`; `None` when no conjunct bounds it from above.
 fn bound_of(predicate: &Expr, ranked: &Column) -> Option<u64> {
-    datafusion::logical_expr::utils::split_conjunction(predicate)
+    datafusion_expr::utils::split_conjunction(predicate)
         .into_iter()
         .filter_map(|conjunct| {
             let Expr::BinaryExpr(BinaryExpr { left, op, right }) = conjunct else {

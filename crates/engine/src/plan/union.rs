@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::logical_expr::Union;
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion_expr::Union;
 
 use super::join::unique_name;
 use super::{Compiled, Compiler};

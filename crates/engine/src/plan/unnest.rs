@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::logical_expr::Unnest;
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion_expr::Unnest;
 
 use super::{Compiled, Compiler};
 use crate::error::{Error, Result};

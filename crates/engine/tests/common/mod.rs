@@ -79,9 +79,13 @@ impl Model {
         let config = SessionConfig::new().with_target_partitions(1);
         let ctx = SessionContext::new_with_config(config);
         // Eddy's SUM (PostgreSQL's result types), so batch and incremental answers agree.
-        eddy_engine::plan::functions::register(&ctx);
+        for udaf in eddy_engine::plan::functions::udafs() {
+            ctx.register_udaf(udaf);
+        }
         // Flink's TUMBLE/HOP as Eddy rewrites them (the rewrite itself is checked by sql/*.slt).
-        eddy_engine::plan::time_windows::register(&ctx);
+        for udf in eddy_engine::plan::time_windows::udfs() {
+            ctx.register_udf(udf);
+        }
         let sql = eddy_engine::plan::time_windows::rewrite_sql(sql).map_err(|e| e.to_string())?;
         for table in &self.catalog.tables {
             let schema = table.arrow_schema();
@@ -256,18 +260,19 @@ pub struct Sent {
     pub replay: bool,
 }
 
-/// The share of differential cases also run with decoding on a second thread: enough to
-/// catch a difference, without doubling the tests' time.
+/// The share of differential cases also run with decoding on other threads: enough to catch a
+/// difference, without tripling the tests' time.
 const THREADED_SHARE: f64 = 0.25;
 
 /// Runs `sql` over `schema` incrementally: the records in random batches of fewer than
 /// `batch` records, with a snapshot and restore after one batch in five, and folds the
 /// output. A record the pipeline refuses is an error, unless it is a replay.
 ///
-/// In a share of the cases ([`THREADED_SHARE`]), the same batches run twice: pushed to the
-/// pipeline and flushed, and decoded by a [`eddy_engine::BatchDecoder`] on a second thread
-/// while the pipeline applies the batch before; both must give the same changes, batch by
-/// batch.
+/// In a share of the cases ([`THREADED_SHARE`]), the same batches run three times: pushed to
+/// the pipeline and flushed; decoded by a [`eddy_engine::BatchDecoder`] on a second thread
+/// while the pipeline applies the batch before; and each batch split across three decoders
+/// on three threads ([`eddy_engine::decode_in_parallel`]). All must give the same changes,
+/// batch by batch.
 pub fn run_incremental(
     schema: &str,
     sql: &str,
@@ -287,17 +292,30 @@ pub fn run_incremental(
         batches.push((at..end, rng.random_bool(0.2)));
         at = end;
     }
-    let (rows, changes) = run_batches(&spec, sent, &batches, false)?;
+    let (rows, changes) = run_batches(&spec, sent, &batches, Decoding::Pushed)?;
     if !rng.random_bool(THREADED_SHARE) {
         return Ok(rows);
     }
-    let (_, threaded) = run_batches(&spec, sent, &batches, true)?;
-    if threaded != changes {
-        return Err(format!(
-            "decoding on a second thread changed the output: {threaded:?}, not {changes:?}"
-        ));
+    for decoding in [Decoding::Ahead, Decoding::Split] {
+        let (_, threaded) = run_batches(&spec, sent, &batches, decoding)?;
+        if threaded != changes {
+            return Err(format!(
+                "decoding {decoding:?} changed the output: {threaded:?}, not {changes:?}"
+            ));
+        }
     }
     Ok(rows)
+}
+
+/// Where a batch's records are decoded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Decoding {
+    /// Pushed to the pipeline itself, and flushed.
+    Pushed,
+    /// On a second thread, while the pipeline applies the batch before.
+    Ahead,
+    /// Split across three decoders on three threads, then applied.
+    Split,
 }
 
 fn record(sent: &Sent) -> Record<'_> {
@@ -317,16 +335,19 @@ fn run_batches(
     spec: &JobSpec,
     sent: &[Sent],
     batches: &[(std::ops::Range<usize>, bool)],
-    threaded: bool,
+    decoding: Decoding,
 ) -> Result<(Rows, Vec<Vec<String>>), String> {
     let mut pipeline = Pipeline::new(spec.clone()).map_err(|e| e.to_string())?;
     let mut decoder = pipeline.decoder().map_err(|e| e.to_string())?;
+    let mut split: Vec<_> = (0..3)
+        .map(|_| pipeline.decoder().map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
     std::thread::scope(|scope| {
         // Dropped when this closure returns, before the scope waits for the decoding thread,
         // so a thread blocked on a full channel sees it closed.
         let receiver = receiver;
-        if threaded {
+        if decoding == Decoding::Ahead {
             scope.spawn(move || {
                 for (range, _) in batches {
                     let decoded = sent[range.clone()]
@@ -346,14 +367,28 @@ fn run_batches(
         let mut changes = Vec::new();
         let mut received = receiver.iter();
         for (range, restore) in batches {
-            let rejected = if threaded {
-                let decoded = received.next().ok_or("the decoding thread stopped")??;
-                pipeline.apply(decoded)
-            } else {
-                for r in &sent[range.clone()] {
-                    (pipeline.push(record(r))).map_err(|e| format!("push refused {r:?}: {e}"))?;
+            let rejected = match decoding {
+                Decoding::Ahead => {
+                    let decoded = received.next().ok_or("the decoding thread stopped")??;
+                    pipeline.apply(decoded)
                 }
-                pipeline.flush()
+                Decoding::Split => {
+                    let records: Vec<_> = sent[range.clone()].iter().map(record).collect();
+                    let (decoded, refused) =
+                        eddy_engine::decode_in_parallel(&mut split, &records, 1)
+                            .map_err(|e| e.to_string())?;
+                    if let Some((i, e)) = refused.first() {
+                        return Err(format!("push refused {:?}: {e}", records[*i]));
+                    }
+                    pipeline.apply(decoded)
+                }
+                Decoding::Pushed => {
+                    for r in &sent[range.clone()] {
+                        (pipeline.push(record(r)))
+                            .map_err(|e| format!("push refused {r:?}: {e}"))?;
+                    }
+                    pipeline.flush()
+                }
             }
             .map_err(|e| e.to_string())?;
             if let Some(r) = rejected.iter().find(|r| !sent[r.ordinal as usize].replay) {

@@ -13,7 +13,7 @@ mod tests;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use arrow::datatypes::{DataType, Field, TimeUnit};
 
 use super::{Catalog, ColumnDef, Provider, TableDef};
 use crate::error::{Error, Result};

@@ -1,6 +1,6 @@
 //! `@db.*` native types: which apply to which scalar, and the Arrow type each stands for.
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, TimeUnit};
 
 use super::syntax::FieldDecl;
 use super::*;
