@@ -216,39 +216,35 @@ impl BatchDecoder {
 mod tests {
     use super::*;
     use crate::{JobSpec, Pipeline};
-
-    const SCHEMA: &str = r#"
-datasource db { provider = "postgresql" url = env("DATABASE_URL") }
-model Item {
-  id Int  @id
-  v  Int?
-  @@map("items")
-}
-"#;
+    use eddy_workload::{Generator, Options, Table};
 
     #[test]
     fn a_split_batch_is_the_batch_one_decoder_makes() {
         let pipeline = Pipeline::new(JobSpec {
-            schema: SCHEMA.into(),
-            sql: "SELECT SUM(v) FROM items".into(),
+            schema: eddy_workload::SCHEMA.into(),
+            sql: eddy_workload::query("q1").unwrap().sql.into(),
             decode: Default::default(),
         })
         .unwrap();
+        let mut generator = Generator::new(Options::default());
+        let topic = generator.topic(Table::Orders);
         let values: Vec<String> = (0..40)
-            .map(|i| match i {
-                5 | 33 => "{not json".to_string(),
-                _ => format!(
-                    r#"{{"before":null,"after":{{"id":{i},"v":{}}},"op":"c"}}"#,
-                    i * 3
-                ),
+            .map(|i| {
+                let (mut key, mut value) = (String::new(), String::new());
+                generator.next_into(&mut key, &mut value);
+                if i == 5 || i == 33 {
+                    "{not json".into()
+                } else {
+                    value
+                }
             })
             .collect();
         let records: Vec<Record<'_>> = (values.iter().enumerate())
             .map(|(i, value)| Record {
                 topic: if i % 7 == 3 {
-                    "app.public.other"
+                    "bench.public.other"
                 } else {
-                    "app.public.items"
+                    &topic
                 },
                 key: None,
                 value: Some(value.as_bytes()),
@@ -267,6 +263,7 @@ model Item {
         for ((events, images), (split_events, split_images)) in
             whole.tables.iter().zip(&split.tables)
         {
+            assert_eq!(events.len(), 32);
             assert_eq!(split_events, events);
             assert_eq!(split_images.rows, images.rows);
             assert_eq!(split_images.columns, images.columns);

@@ -35,8 +35,8 @@ pub enum Upsert {
     Inserted,
     /// The stored row already had these bytes.
     Unchanged,
-    /// The row replaced this one.
-    Replaced(Vec<u8>),
+    /// The row replaced another, which was appended to the caller's buffer.
+    Replaced,
 }
 
 /// What [`KeyedRows::write`] did, the old row having been shown to its caller.
@@ -183,13 +183,19 @@ impl KeyedRows {
             .map(|&o| (parts(o).row(arena), parts(o).position(arena)))
     }
 
-    /// Stores `row` under `key`, written at `position`.
-    pub fn upsert(&mut self, key: &[u8], row: &[u8], position: u128) -> Upsert {
-        let mut replaced = None;
-        match self.write(key, row, position, |old| replaced = Some(old.to_vec())) {
+    /// Stores `row` under `key`, written at `position`; the row it replaces is appended to
+    /// `replaced` (a buffer the caller reuses, so that an update allocates nothing).
+    pub fn upsert(
+        &mut self,
+        key: &[u8],
+        row: &[u8],
+        position: u128,
+        replaced: &mut Vec<u8>,
+    ) -> Upsert {
+        match self.write(key, row, position, |old| replaced.extend_from_slice(old)) {
             Written::Inserted => Upsert::Inserted,
             Written::Unchanged => Upsert::Unchanged,
-            Written::Replaced => Upsert::Replaced(replaced.expect("write saw the old row")),
+            Written::Replaced => Upsert::Replaced,
         }
     }
 
@@ -252,8 +258,18 @@ impl KeyedRows {
         result
     }
 
-    /// Removes the row stored under `key` and returns it.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+    /// Removes the row stored under `key`, appending it to `removed`; whether there was one.
+    pub fn remove(&mut self, key: &[u8], removed: &mut Vec<u8>) -> bool {
+        self.take(key, |row| removed.extend_from_slice(row))
+    }
+
+    /// Removes the row stored under `key`, if there is one, without copying it out.
+    pub fn delete(&mut self, key: &[u8]) {
+        self.take(key, |_| ());
+    }
+
+    /// Removes the row stored under `key`, showing it to `removed` first.
+    fn take(&mut self, key: &[u8], removed: impl FnOnce(&[u8])) -> bool {
         let hash = self.hash(key);
         let arena = &self.arena;
         let positioned = self.positioned;
@@ -262,13 +278,16 @@ impl KeyedRows {
             .find_entry(hash, |&o| {
                 Parts::of(arena, o.get(), positioned).key(arena) == key
             })
-            .ok()?;
+            .ok();
+        let Some(found) = found else {
+            return false;
+        };
         let (offset, _) = found.remove();
         let parts = self.parts(offset);
-        let row = parts.row(&self.arena).to_vec();
+        removed(parts.row(&self.arena));
         self.garbage += parts.end() - offset.get();
         self.compact_if_wasteful();
-        Some(row)
+        true
     }
 
     /// Removes every row written before `position` (all of them for `u128::MAX`),
@@ -368,9 +387,12 @@ impl<'de> Deserialize<'de> for KeyedRows {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<KeyedRows, M::Error> {
                 let mut rows = KeyedRows::default();
+                // A snapshot holds each key once: nothing is ever replaced into it.
+                let mut replaced = Vec::new();
                 type Stored = (Vec<u8>, (u64, u64));
                 while let Some((key, (row, (high, low)))) = map.next_entry::<Vec<u8>, Stored>()? {
-                    rows.upsert(&key, &row, (u128::from(high) << 64) | u128::from(low));
+                    let position = (u128::from(high) << 64) | u128::from(low);
+                    rows.upsert(&key, &row, position, &mut replaced);
                 }
                 Ok(rows)
             }
@@ -390,7 +412,12 @@ mod tests {
         rows.set(b"key", b"row");
         // Two one-byte lengths, the key, the row.
         assert_eq!(rows.arena.len(), 2 + 3 + 3);
-        assert_eq!(rows.upsert(b"other", b"r", 5 << 64), Upsert::Inserted);
+        let mut replaced = Vec::new();
+        assert_eq!(
+            rows.upsert(b"other", b"r", 5 << 64, &mut replaced),
+            Upsert::Inserted
+        );
+        assert!(replaced.is_empty());
         assert!(rows.positioned);
         assert_eq!(rows.get(b"key"), Some((&b"row"[..], 0)));
         assert_eq!(rows.get(b"other"), Some((&b"r"[..], 5 << 64)));
@@ -408,18 +435,23 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             let key = ((seed >> 33) % 5000).to_le_bytes().to_vec();
             let row = vec![(seed >> 20) as u8; 1 + (seed >> 40) as usize % 40];
+            // Each call appends to what the calls before left in the buffer.
+            let mut out = b"left".to_vec();
             if (seed >> 60) < 4 {
                 let removed = model.remove(&key).map(|(row, _)| row);
-                assert_eq!(rows.remove(&key), removed);
+                assert_eq!(rows.remove(&key, &mut out), removed.is_some());
+                assert_eq!(out[4..], removed.unwrap_or_default());
             } else {
                 let position = (step << 64) | u128::from(seed >> 63);
-                let expected = match model.insert(key.clone(), (row.clone(), position)) {
-                    None => Upsert::Inserted,
-                    Some((old, _)) if old == row => Upsert::Unchanged,
-                    Some((old, _)) => Upsert::Replaced(old),
+                let (expected, old) = match model.insert(key.clone(), (row.clone(), position)) {
+                    None => (Upsert::Inserted, vec![]),
+                    Some((old, _)) if old == row => (Upsert::Unchanged, vec![]),
+                    Some((old, _)) => (Upsert::Replaced, old),
                 };
-                assert_eq!(rows.upsert(&key, &row, position), expected);
+                assert_eq!(rows.upsert(&key, &row, position, &mut out), expected);
+                assert_eq!(out[4..], old);
             }
+            assert_eq!(out[..4], *b"left");
         }
         assert_eq!(rows.len(), model.len());
         for (key, (row, position)) in &model {

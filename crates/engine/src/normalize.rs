@@ -310,7 +310,7 @@ impl Normalizer {
                 .map(|f| arrow::array::new_empty_array(f.data_type()))
                 .collect()
         } else {
-            self.rows.decode(out.rows.iter().map(|r| r.as_ref()))?
+            self.rows.decode(out.rows())?
         };
         ChangeBatch::try_from_columns(self.schema.clone(), columns, out.weights)
     }
@@ -402,14 +402,17 @@ impl Normalizer {
                 if let Some(old_key) = moved_from
                     && let Some((_, old_at)) = rows.get(old_key)
                     && !order.is_superseded(located, old_at)
-                    && let Some(old) = rows.remove(old_key)
                 {
-                    out.push(Cow::Owned(old), -1);
+                    let start = out.copied.len();
+                    if rows.remove(old_key, &mut out.copied) {
+                        out.retract_copied(start);
+                    }
                 }
-                match rows.upsert(key, &row, position) {
+                let start = out.copied.len();
+                match rows.upsert(key, &row, position, &mut out.copied) {
                     Upsert::Unchanged => {}
-                    Upsert::Replaced(old) => {
-                        out.push(Cow::Owned(old), -1);
+                    Upsert::Replaced => {
+                        out.retract_copied(start);
                         out.push(row, 1);
                     }
                     Upsert::Inserted => out.push(row, 1),
@@ -431,8 +434,9 @@ impl Normalizer {
                         order.superseded += 1;
                     }
                     Some(_) => {
-                        if let Some(old) = rows.remove(key) {
-                            out.push(Cow::Owned(old), -1);
+                        let start = out.copied.len();
+                        if rows.remove(key, &mut out.copied) {
+                            out.retract_copied(start);
                         }
                     }
                 }
@@ -544,13 +548,36 @@ struct Encoded {
 /// Row changes collected during one `apply`.
 #[derive(Default)]
 struct Changes<'e> {
-    rows: Vec<Cow<'e, [u8]>>,
+    rows: Vec<Changed<'e>>,
     weights: Vec<i64>,
+    /// The rows copied out of the state (those an event replaced or deleted), end to end:
+    /// one buffer for the batch rather than an allocation per row.
+    copied: Vec<u8>,
+}
+
+/// A changed row: the batch's own (or one built from it), or one copied out of the state.
+enum Changed<'e> {
+    Row(Cow<'e, [u8]>),
+    /// `Changes::copied[start..end]`.
+    Copied(usize, usize),
 }
 
 impl<'e> Changes<'e> {
     fn push(&mut self, row: Cow<'e, [u8]>, weight: i64) {
-        self.rows.push(row);
+        self.rows.push(Changed::Row(row));
         self.weights.push(weight);
+    }
+
+    /// Retracts the row appended to `copied` since it was `start` long.
+    fn retract_copied(&mut self, start: usize) {
+        self.rows.push(Changed::Copied(start, self.copied.len()));
+        self.weights.push(-1);
+    }
+
+    fn rows(&self) -> impl Iterator<Item = &[u8]> {
+        self.rows.iter().map(|row| match row {
+            Changed::Row(row) => row.as_ref(),
+            Changed::Copied(start, end) => &self.copied[*start..*end],
+        })
     }
 }

@@ -208,9 +208,9 @@ impl Arrangement {
                 std::mem::swap(bucket, &mut scratch);
             }
         } else if scratch.is_empty() {
-            self.small.remove(key);
+            self.small.delete(key);
         } else if scratch.len() > LARGE_BUCKET {
-            self.small.remove(key);
+            self.small.delete(key);
             self.large.insert(key.into(), scratch.clone());
         } else {
             self.small.set(key, &scratch);
