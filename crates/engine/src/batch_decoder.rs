@@ -182,7 +182,7 @@ impl BatchDecoder {
                 index
             }
         };
-        // Reuses the last name's allocation: a change of topic allocates nothing.
+        // Reuses the last name's buffer: a change of topic allocates only for a longer name.
         let (last, last_index) = self.last_topic.get_or_insert_with(Default::default);
         last.clear();
         last.push_str(topic);
