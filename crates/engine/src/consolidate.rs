@@ -6,10 +6,13 @@
 //! which is a delete, an insert, an update, or nothing at all. Order within the step does not
 //! matter, only the net weights.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use arrow::array::ArrayRef;
 use datafusion_common::ScalarValue;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use smallvec::SmallVec;
 
 use crate::change::ChangeBatch;
 use crate::error::{Error, Result};
@@ -36,15 +39,29 @@ pub struct ResultChange {
 }
 
 /// Consolidates output changes whose batches hold `visible` value columns then the key.
+///
+/// Its tables are kept from step to step, emptied, so that a step allocates only the
+/// changes it returns.
 #[derive(Debug)]
 pub struct Consolidator {
     visible: usize,
     keys: RowCodec,
     values: RowCodec,
+    hasher: foldhash::fast::FixedState,
+    /// Index into `tallies` of each key seen this step.
+    slots: HashTable<usize>,
+    /// Per key seen this step, in first-seen order.
+    tallies: Vec<Tally>,
 }
 
-/// Per key: distinct rows (by bytes) seen this step, with a sample row index and net weight.
-type Tally = Vec<(Box<[u8]>, usize, i64)>;
+/// One key's rows in a step: a row of the batch holding the key, and each distinct row (by
+/// bytes) as a sample row index with its net weight; two inline, for a leaving row and an
+/// entering one.
+#[derive(Debug)]
+struct Tally {
+    key_row: usize,
+    rows: SmallVec<[(usize, i64); 2]>,
+}
 
 impl Consolidator {
     pub fn new(keys: RowCodec, values: RowCodec) -> Self {
@@ -52,46 +69,55 @@ impl Consolidator {
             visible: values.types().len(),
             keys,
             values,
+            hasher: foldhash::fast::FixedState::default(),
+            slots: HashTable::new(),
+            tallies: Vec::new(),
         }
     }
 
-    pub fn consolidate(&self, batch: &ChangeBatch) -> Result<Vec<ResultChange>> {
+    pub fn consolidate(&mut self, batch: &ChangeBatch) -> Result<Vec<ResultChange>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let rows = batch.len();
         let columns = batch.data.columns();
         let (value_columns, key_columns) = columns.split_at(self.visible);
         // A global aggregate has no key columns: its one row has the empty key.
-        let keys = (!key_columns.is_empty())
-            .then(|| self.keys.encode(key_columns))
-            .transpose()?;
-        let values = self.values.encode(value_columns)?;
-        let mut order: Vec<Box<[u8]>> = Vec::new();
-        let mut tallies: HashMap<Box<[u8]>, Tally> = HashMap::new();
+        let keys = self.keys.encode_rows(key_columns, rows)?;
+        let values = self.values.encode_rows(value_columns, rows)?;
+        let (hasher, tallies) = (&self.hasher, &mut self.tallies);
+        self.slots.clear();
+        tallies.clear();
         for (row, &weight) in batch.weights.values().iter().enumerate() {
-            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
-            let tally = match tallies.get_mut(key) {
-                Some(t) => t,
-                None => {
-                    order.push(key.into());
-                    tallies.entry(key.into()).or_default()
+            let key = keys.row(row);
+            let hash = hasher.hash_one(key);
+            let slot = match self.slots.entry(
+                hash,
+                |&t| keys.row(tallies[t].key_row) == key,
+                |&t| hasher.hash_one(keys.row(tallies[t].key_row)),
+            ) {
+                Entry::Occupied(slot) => *slot.get(),
+                Entry::Vacant(slot) => {
+                    slot.insert(tallies.len());
+                    tallies.push(Tally {
+                        key_row: row,
+                        rows: SmallVec::new(),
+                    });
+                    tallies.len() - 1
                 }
             };
             let value = values.row(row);
-            match tally
-                .iter_mut()
-                .find(|(v, _, _)| v.as_ref() == value.as_ref())
-            {
-                Some((_, _, w)) => *w += weight,
-                None => tally.push((value.as_ref().into(), row, weight)),
+            let tally = &mut tallies[slot].rows;
+            match tally.iter_mut().find(|(r, _)| values.row(*r) == value) {
+                Some((_, w)) => *w += weight,
+                None => tally.push((row, weight)),
             }
         }
         let mut changes = Vec::new();
-        for key in order {
-            let tally = tallies.remove(&key).unwrap_or_default();
-            let leaving = tally.iter().find(|(_, _, w)| *w < 0).map(|(_, r, _)| *r);
-            let entering = tally.iter().find(|(_, _, w)| *w > 0).map(|(_, r, _)| *r);
-            if tally.iter().any(|(_, _, w)| w.abs() > 1) {
+        for Tally { key_row, rows } in tallies.iter() {
+            let leaving = rows.iter().find(|(_, w)| *w < 0).map(|(r, _)| *r);
+            let entering = rows.iter().find(|(_, w)| *w > 0).map(|(r, _)| *r);
+            if rows.iter().any(|(_, w)| w.abs() > 1) {
                 return Err(Error::Query(
                     "result key holds more than one row: the query's key does not identify its rows"
                         .into(),
@@ -103,7 +129,9 @@ impl Consolidator {
                 (Some(_), None) => ChangeKind::Delete,
                 (Some(_), Some(_)) => ChangeKind::Update,
             };
-            let sample = entering.or(leaving).unwrap_or(0);
+            // The key as the entering row spells it (keys equal as SQL compares them, 0.0 and
+            // -0.0, may differ in how they print).
+            let sample = entering.or(leaving).unwrap_or(*key_row);
             changes.push(ResultChange {
                 kind,
                 key: row_values(key_columns, sample)?,

@@ -476,8 +476,9 @@ impl Pipeline {
     }
 }
 
-/// 2: rows carry their source positions, tables their ordering.
-const SNAPSHOT_VERSION: u32 = 2;
+/// 2: rows carry their source positions, tables their ordering. 3: an aggregate's calls
+/// over one argument share one state.
+const SNAPSHOT_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

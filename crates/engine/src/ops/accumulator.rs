@@ -7,12 +7,12 @@
 //!   128/256-bit integers; floats in `f64`, the one place rounding can drift);
 //! - MIN and MAX keep an ordered multiset of values: integers and decimals as `i128`s,
 //!   anything else as row bytes (which sort like the values);
-//! - DISTINCT keeps a multiset of values and feeds the inner state only when a value's
-//!   multiplicity moves between zero and non-zero.
+//! - DISTINCT keeps a multiset of values ([`Multiset`]: integers and `Decimal128`s as
+//!   `i128`s, anything else as row bytes) and feeds the inner state only when a value's
+//!   multiplicity moves between zero and non-zero. MIN and MAX need no DISTINCT state: the
+//!   extremes of the distinct values are the extremes of all of them.
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
@@ -23,6 +23,7 @@ use arrow::row::Rows;
 use datafusion_common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
+use super::multiset::Multiset;
 use crate::error::{Error, Result};
 use crate::rows::{RowBytes, RowCodec};
 
@@ -115,23 +116,7 @@ impl SumValue {
     /// would overflow continues in 256 bits; one past 256 bits is an error.
     fn add(&mut self, numbers: &ArrayRef, row: usize, weight: i64) -> Result<(), String> {
         match self {
-            SumValue::Int(sum) => {
-                let v = int_at(numbers, row);
-                match v
-                    .checked_mul(weight as i128)
-                    .and_then(|t| sum.checked_add(t))
-                {
-                    Some(total) => *sum = total,
-                    None => {
-                        let total = self.wide().checked_add(
-                            i256::from_i128(v)
-                                .checked_mul(i256::from_i128(weight as i128))
-                                .ok_or("sum exceeds 256 bits")?,
-                        );
-                        self.set_wide(total.ok_or("sum exceeds 256 bits")?);
-                    }
-                }
-            }
+            SumValue::Int(_) => self.add_int(int_at(numbers, row), weight)?,
             SumValue::Wide(..) => {
                 let v = match numbers.data_type() {
                     DataType::Decimal256(..) => numbers.as_primitive::<Decimal256Type>().value(row),
@@ -147,6 +132,24 @@ impl SumValue {
                 *sum += numbers.as_primitive::<Float64Type>().value(row) * weight as f64;
             }
         }
+        Ok(())
+    }
+
+    /// Adds `weight` times the integer or unscaled decimal `v` to an `Int` or `Wide` sum.
+    fn add_int(&mut self, v: i128, weight: i64) -> Result<(), String> {
+        if let SumValue::Int(sum) = self
+            && let Some(total) = v
+                .checked_mul(weight as i128)
+                .and_then(|t| sum.checked_add(t))
+        {
+            *sum = total;
+            return Ok(());
+        }
+        let total = i256::from_i128(v)
+            .checked_mul(i256::from_i128(weight as i128))
+            .and_then(|t| self.wide().checked_add(t))
+            .ok_or("sum exceeds 256 bits")?;
+        self.set_wide(total);
         Ok(())
     }
 
@@ -169,8 +172,14 @@ pub enum Accumulator {
     Ordered(BTreeMap<RowBytes, i64>),
     /// Integer or unscaled decimal values → multiplicity (MIN and MAX of those types).
     OrderedInts(BTreeMap<i128, i64>),
+    /// Distinct values as row bytes → multiplicity, and the state of the distinct values.
     Distinct {
-        values: HashMap<RowBytes, i64>,
+        values: Multiset<RowBytes>,
+        inner: Box<Accumulator>,
+    },
+    /// Distinct integers or unscaled decimals → multiplicity, and the state of those.
+    DistinctInts {
+        values: Multiset<i128>,
         inner: Box<Accumulator>,
     },
 }
@@ -183,8 +192,12 @@ pub struct Spec {
     pub sum_kind: Option<SumKind>,
     /// Output type as DataFusion planned it.
     pub output: DataType,
-    /// Codec of the argument's values (MIN, MAX, DISTINCT).
+    /// Codec of the argument's values (MIN and MAX but of integers and decimals; DISTINCT
+    /// but of those and of MIN and MAX).
     pub values: Option<RowCodec>,
+    /// Whether DISTINCT keeps its values as `i128`s: COUNT, SUM and AVG of integers and
+    /// `Decimal128`s.
+    pub int_values: bool,
     /// Scale of a decimal argument (AVG's rescaling).
     pub input_scale: i8,
     /// The aggregate as the result column names it, for errors.
@@ -192,6 +205,20 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// Whether this aggregate keeps the state `other` keeps, given the same argument: COUNT
+    /// a count, SUM and AVG a sum and count, MIN and MAX one ordered multiset, each under
+    /// DISTINCT or not.
+    pub fn keeps_state_of(&self, other: &Spec) -> bool {
+        let kind = |f: Function| match f {
+            Function::Count => 0,
+            Function::Sum | Function::Avg => 1,
+            Function::Min | Function::Max => 2,
+        };
+        kind(self.function) == kind(other.function)
+            && self.distinct == other.distinct
+            && self.sum_kind == other.sum_kind
+    }
+
     pub fn new_state(&self) -> Accumulator {
         let base = match (self.function, self.sum_kind) {
             (Function::Count, _) => Accumulator::Count(0),
@@ -204,13 +231,17 @@ impl Spec {
                 count: 0,
             },
         };
-        if self.distinct && !matches!(base, Accumulator::Ordered(_)) {
-            Accumulator::Distinct {
-                values: HashMap::new(),
+        match base {
+            Accumulator::Ordered(_) | Accumulator::OrderedInts(_) => base,
+            _ if self.distinct && self.int_values => Accumulator::DistinctInts {
+                values: Multiset::default(),
                 inner: Box::new(base),
-            }
-        } else {
-            base
+            },
+            _ if self.distinct => Accumulator::Distinct {
+                values: Multiset::default(),
+                inner: Box::new(base),
+            },
+            _ => base,
         }
     }
 
@@ -220,14 +251,18 @@ impl Spec {
             let rows = codec.encode(std::slice::from_ref(arg))?;
             return Ok(Prepared::Encoded(rows, arg.clone()));
         }
-        match self.sum_kind {
-            Some(kind) => {
-                let (_, accumulation) = SumKind::for_type(arg.data_type())
-                    .ok_or_else(|| Error::Query(format!("cannot sum {}", arg.data_type())))?;
-                kind.prepare(arg, &accumulation)
-            }
-            None => Ok(Prepared::Presence(arg.clone())),
+        match (self.sum_kind, self.int_values) {
+            (Some(kind), _) => kind.prepare(arg, &self.accumulation(arg)?),
+            (None, true) => SumKind::Int.prepare(arg, &self.accumulation(arg)?),
+            (None, false) => Ok(Prepared::Presence(arg.clone())),
         }
+    }
+
+    /// The type an argument is summed or kept as an integer in.
+    fn accumulation(&self, arg: &ArrayRef) -> Result<DataType> {
+        SumKind::for_type(arg.data_type())
+            .map(|(_, accumulation)| accumulation)
+            .ok_or_else(|| Error::Query(format!("cannot sum {}", arg.data_type())))
     }
 }
 
@@ -262,21 +297,17 @@ impl Accumulator {
                     return Ok(());
                 }
                 let value = encoded.row(row).data();
-                let before = values.get(value).copied().unwrap_or(0);
-                let after = before + weight;
-                match values.get_mut(value) {
-                    Some(_) if after == 0 => {
-                        values.remove(value);
-                    }
-                    Some(n) => *n = after,
-                    None => {
-                        values.insert(value.into(), after);
-                    }
+                if let Some(weight) = moved(values.add(value, weight, |v| v.into())) {
+                    inner.update_distinct(spec, value, weight)?;
                 }
-                let entering = before <= 0 && after > 0;
-                let leaving = before > 0 && after <= 0;
-                if entering || leaving {
-                    inner.update_distinct(spec, value, if entering { 1 } else { -1 })?;
+            }
+            (Accumulator::DistinctInts { values, inner }, Prepared::Numbers(numbers, _)) => {
+                if numbers.is_null(row) {
+                    return Ok(());
+                }
+                let value = int_at(numbers, row);
+                if let Some(weight) = moved(values.add(&value, weight, |v| *v)) {
+                    inner.update_distinct_int(spec, value, weight)?;
                 }
             }
             _ => {
@@ -305,7 +336,27 @@ impl Accumulator {
                 *count = spec.count_add(*count, weight)?;
             }
             Accumulator::Ordered(values) => add_multiplicity(values, value, weight, |v| v.into()),
-            Accumulator::OrderedInts(_) | Accumulator::Distinct { .. } => {}
+            Accumulator::OrderedInts(_)
+            | Accumulator::Distinct { .. }
+            | Accumulator::DistinctInts { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Feeds one distinct integer or unscaled decimal to the state under a DISTINCT.
+    fn update_distinct_int(&mut self, spec: &Spec, value: i128, weight: i64) -> Result<()> {
+        match self {
+            Accumulator::Count(n) => *n = spec.count_add(*n, weight)?,
+            Accumulator::Sum { sum, count } => {
+                sum.add_int(value, weight)
+                    .map_err(|e| spec.out_of_range(e))?;
+                *count = spec.count_add(*count, weight)?;
+            }
+            // MIN and MAX keep no DISTINCT state: see the module's docs.
+            Accumulator::OrderedInts(_)
+            | Accumulator::Ordered(_)
+            | Accumulator::Distinct { .. }
+            | Accumulator::DistinctInts { .. } => {}
         }
         Ok(())
     }
@@ -313,7 +364,9 @@ impl Accumulator {
     /// The aggregate's current value, in the output type.
     pub fn evaluate(&self, spec: &Spec) -> Result<ScalarValue> {
         match self {
-            Accumulator::Distinct { inner, .. } => inner.evaluate(spec),
+            Accumulator::Distinct { inner, .. } | Accumulator::DistinctInts { inner, .. } => {
+                inner.evaluate(spec)
+            }
             Accumulator::Count(n) => Ok(ScalarValue::Int64(Some(*n))),
             Accumulator::Sum { count: 0, .. } => Ok(ScalarValue::try_from(&spec.output)?),
             Accumulator::Sum { sum, count } => match spec.function {
@@ -349,6 +402,16 @@ impl Accumulator {
                 }
             }
         }
+    }
+}
+
+/// The weight to feed the state under a DISTINCT when a value's multiplicity moved from
+/// `before` to `after`: `1` as it becomes positive, `-1` as it stops being, else none.
+fn moved((before, after): (i64, i64)) -> Option<i64> {
+    match (before > 0, after > 0) {
+        (false, true) => Some(1),
+        (true, false) => Some(-1),
+        _ => None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Aggregate: GROUP BY with retractable aggregates, emitting each touched group's change.
 //!
-//! State per group is its weighted input row count and one [`Accumulator`] per aggregate;
-//! nothing else of the input rows is kept. A step updates the groups its rows touch, then
+//! State per group is its weighted input row count and one [`Accumulator`] per distinct
+//! aggregate state; nothing else of the input rows is kept. Calls that would keep the same
+//! state (one argument and FILTER: `MIN(x)` and `MAX(x)`, `SUM(x)` and `AVG(x)`) share one,
+//! updated once per row and read by each call. A step updates the groups its rows touch, then
 //! for each touched group compares the output row before and after the step and emits the
 //! difference (`-old`, `+new`), so what leaves the operator is already net per group.
 //!
@@ -37,6 +39,18 @@ pub struct AggregateCall {
     pub spec: Spec,
 }
 
+impl AggregateCall {
+    /// Whether this call's state is `other`'s: the same argument, FILTER and kind of state.
+    fn keeps_state_of(&self, other: &AggregateCall) -> bool {
+        self.arg.as_ref() == other.arg.as_ref()
+            && match (&self.filter, &other.filter) {
+                (Some(a), Some(b)) => a.as_ref() == b.as_ref(),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+            && self.spec.keeps_state_of(&other.spec)
+    }
+}
+
 /// A group's key, inline up to 16 bytes (any one number, or a short string): a lookup then
 /// compares it where the hash table holds it, without a pointer to follow.
 type GroupKey = SmallVec<[u8; 16]>;
@@ -44,7 +58,8 @@ type GroupKey = SmallVec<[u8; 16]>;
 #[derive(Debug, Serialize, Deserialize)]
 struct Group {
     rows: i64,
-    /// Inline for up to two aggregates, for the same reason as [`GroupKey`].
+    /// One per shared state ([`AggregateOp::owners`]), inline for up to two, for the same
+    /// reason as [`GroupKey`].
     accumulators: SmallVec<[Accumulator; 2]>,
     /// The last step that touched the group: its first touch in a step records the output
     /// before the step. Not state: a restored group was touched by no step of this process.
@@ -81,6 +96,10 @@ pub struct AggregateOp {
     group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     group_codec: RowCodec,
     calls: Vec<AggregateCall>,
+    /// Per call, the index of the state it reads in a group's accumulators.
+    states: Vec<usize>,
+    /// Per state, the call that updates it: the first call keeping that state.
+    owners: Vec<usize>,
     groups: HashTable<(GroupKey, Group)>,
     hasher: foldhash::fast::FixedState,
     /// Steps run so far: a global aggregate's first step emits its row.
@@ -98,10 +117,22 @@ impl AggregateOp {
         calls: Vec<AggregateCall>,
         schema: SchemaRef,
     ) -> Self {
+        let (mut states, mut owners) = (Vec::new(), Vec::<usize>::new());
+        for (i, call) in calls.iter().enumerate() {
+            match owners.iter().position(|&o| call.keeps_state_of(&calls[o])) {
+                Some(state) => states.push(state),
+                None => {
+                    states.push(owners.len());
+                    owners.push(i);
+                }
+            }
+        }
         Self {
             group_exprs,
             group_codec,
             calls,
+            states,
+            owners,
             groups: HashTable::new(),
             hasher: foldhash::fast::FixedState::default(),
             steps: 0,
@@ -114,12 +145,13 @@ impl AggregateOp {
         self.group_exprs.is_empty()
     }
 
-    /// Prepared arguments and FILTER masks of every call for one batch.
+    /// Prepared arguments and FILTER masks of each state's owning call for one batch.
     fn prepare(&self, input: &ChangeBatch) -> Result<Vec<(Prepared, Option<Vec<bool>>)>> {
         let rows = input.len();
-        self.calls
+        self.owners
             .iter()
-            .map(|call| {
+            .map(|&owner| {
+                let call = &self.calls[owner];
                 let arg = call.arg.evaluate(&input.data)?.into_array(rows)?;
                 let mask = match &call.filter {
                     Some(filter) => {
@@ -166,15 +198,15 @@ impl AggregateOp {
 /// aggregate's group exists while its row count is positive, the global one always.
 fn output(
     calls: &[AggregateCall],
+    states: &[usize],
     global: bool,
     group: Option<&Group>,
 ) -> Result<Option<Vec<ScalarValue>>> {
     match group {
-        Some(g) if g.rows > 0 || global => g
-            .accumulators
+        Some(g) if g.rows > 0 || global => calls
             .iter()
-            .zip(calls)
-            .map(|(acc, call)| acc.evaluate(&call.spec))
+            .zip(states)
+            .map(|(call, &state)| g.accumulators[state].evaluate(&call.spec))
             .collect::<Result<Vec<_>>>()
             .map(Some),
         _ => Ok(None),
@@ -191,9 +223,13 @@ impl Operator for AggregateOp {
         let calls: Vec<String> = self
             .calls
             .iter()
-            .map(|c| {
+            .zip(&self.states)
+            .enumerate()
+            .map(|(i, (c, &state))| {
                 let distinct = if c.spec.distinct { "DISTINCT " } else { "" };
-                let kept = if c.spec.values.is_some() {
+                let kept = if self.owners[state] != i {
+                    " (shares the state above)"
+                } else if c.spec.values.is_some() {
                     ": ordered multiset of values"
                 } else {
                     ""
@@ -216,9 +252,11 @@ impl Operator for AggregateOp {
         let global = self.is_global();
         let hasher = self.hasher.clone();
         let rehash = |(key, _): &(GroupKey, Group)| hasher.hash_one(key.as_slice());
-        let new_group = |calls: &[AggregateCall]| Group {
+        let calls = &self.calls;
+        let (states, owners) = (&self.states, &self.owners);
+        let new_group = || Group {
             rows: 0,
-            accumulators: calls.iter().map(|c| c.spec.new_state()).collect(),
+            accumulators: owners.iter().map(|&o| calls[o].spec.new_state()).collect(),
             step,
         };
         // The groups this step touches, in first-touch order, with their output before it.
@@ -226,7 +264,7 @@ impl Operator for AggregateOp {
         if !self.started && global {
             let hash = hasher.hash_one(&[][..] as &[u8]);
             let entry = self.groups.entry(hash, |(k, _)| k.is_empty(), rehash);
-            entry.or_insert_with(|| (GroupKey::new(), new_group(&self.calls)));
+            entry.or_insert_with(|| (GroupKey::new(), new_group()));
             touched.push(Touched {
                 hash,
                 row: None,
@@ -258,7 +296,7 @@ impl Operator for AggregateOp {
                             touched.push(Touched {
                                 hash,
                                 row: Some(row),
-                                before: output(&self.calls, global, Some(group))?,
+                                before: output(calls, states, global, Some(group))?,
                             });
                         }
                         group
@@ -269,19 +307,16 @@ impl Operator for AggregateOp {
                             row: Some(row),
                             before: None,
                         });
-                        let stored = (GroupKey::from_slice(key), new_group(&self.calls));
+                        let stored = (GroupKey::from_slice(key), new_group());
                         &mut slot.insert(stored).into_mut().1
                     }
                 };
                 group.rows += weight;
-                for ((call, (arg, mask)), acc) in self
-                    .calls
-                    .iter()
-                    .zip(&prepared)
-                    .zip(&mut group.accumulators)
+                for ((&owner, (arg, mask)), acc) in
+                    owners.iter().zip(&prepared).zip(&mut group.accumulators)
                 {
                     if mask.as_ref().is_none_or(|m| m[row]) {
-                        acc.update(&call.spec, arg, row, weight)?;
+                        acc.update(&calls[owner].spec, arg, row, weight)?;
                     }
                 }
             }
@@ -295,7 +330,7 @@ impl Operator for AggregateOp {
             let Ok(stored) = self.groups.find_entry(hash, |(k, _)| **k == *key) else {
                 continue;
             };
-            let after = output(&self.calls, global, Some(&stored.get().1))?;
+            let after = output(calls, states, global, Some(&stored.get().1))?;
             if after.is_none() {
                 stored.remove();
             }
@@ -326,6 +361,11 @@ impl Operator for AggregateOp {
         let hasher = self.hasher.clone();
         self.groups = HashTable::with_capacity(state.groups.len());
         for (key, group) in state.groups {
+            if group.accumulators.len() != self.owners.len() {
+                return Err(Error::Snapshot(
+                    "aggregate state count differs from the plan".into(),
+                ));
+            }
             self.groups
                 .insert_unique(hasher.hash_one(key.as_slice()), (key, group), |(k, _)| {
                     hasher.hash_one(k.as_slice())

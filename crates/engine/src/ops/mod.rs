@@ -15,6 +15,7 @@ pub mod aggregate;
 mod arrangement;
 pub mod filter;
 pub mod join;
+mod multiset;
 pub mod project;
 pub mod topn;
 pub mod union;

@@ -455,20 +455,22 @@ impl Compiler<'_> {
         let arg_type = arg
             .get_type(input)
             .map_err(|e| Error::Query(e.strip_backtrace()))?;
+        // Integers and `Decimal128`s order and compare as `i128`s: MIN, MAX and DISTINCT keep
+        // those, not row bytes.
+        let ints = SumKind::for_type(&arg_type).is_some_and(|(kind, _)| kind == SumKind::Int);
         let sum_kind = match function {
             Function::Sum | Function::Avg => Some(
                 SumKind::for_type(&arg_type)
                     .ok_or_else(|| Error::Query(format!("`{name}` of type {arg_type}")))?
                     .0,
             ),
-            // Integers and decimals order as `i128`s: MIN and MAX keep those, not row bytes.
-            Function::Min | Function::Max if !params.distinct => SumKind::for_type(&arg_type)
-                .map(|(kind, _)| kind)
-                .filter(|kind| *kind == SumKind::Int),
-            _ => None,
+            Function::Min | Function::Max => ints.then_some(SumKind::Int),
+            Function::Count => None,
         };
-        let keeps_values = params.distinct
-            || (matches!(function, Function::Min | Function::Max) && sum_kind.is_none());
+        let keeps_values = match function {
+            Function::Min | Function::Max => !ints,
+            _ => params.distinct && !ints,
+        };
         let values = keeps_values
             .then(|| RowCodec::for_equality(vec![arg_type.clone()]))
             .transpose()?;
@@ -490,6 +492,7 @@ impl Compiler<'_> {
                 sum_kind,
                 output,
                 values,
+                int_values: params.distinct && ints,
                 input_scale,
                 label: field.name().clone(),
             },
