@@ -73,7 +73,39 @@ struct Touched {
     /// A row of the step's batch in this group, whose group key is the group's key; `None`
     /// for the global group of a first step without rows.
     row: Option<usize>,
-    before: Option<Vec<ScalarValue>>,
+    /// Where the group's output before the step starts in the step's [`Outputs`].
+    before: Option<usize>,
+}
+
+/// The output values of the groups a step touches, one call's value after another, in one
+/// vector for the whole step rather than one per group.
+#[derive(Debug, Default)]
+struct Outputs(Vec<ScalarValue>);
+
+impl Outputs {
+    /// Appends a group's output values (aggregates only) and returns where they start, or
+    /// `None` when the group is absent: a grouped aggregate's group exists while its row
+    /// count is positive, the global one always.
+    fn push(
+        &mut self,
+        calls: &[AggregateCall],
+        states: &[usize],
+        global: bool,
+        group: &Group,
+    ) -> Result<Option<usize>> {
+        if group.rows <= 0 && !global {
+            return Ok(None);
+        }
+        let start = self.0.len();
+        for (call, &state) in calls.iter().zip(states) {
+            self.0.push(group.accumulators[state].evaluate(&call.spec)?);
+        }
+        Ok(Some(start))
+    }
+
+    fn row(&self, start: usize, calls: usize) -> &[ScalarValue] {
+        &self.0[start..start + calls]
+    }
 }
 
 #[derive(Deserialize)]
@@ -173,7 +205,13 @@ impl AggregateOp {
             .collect()
     }
 
-    fn build_output(&self, changes: Vec<(&[u8], Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
+    /// The step's output: per change, the group key, where its values start in `outputs`,
+    /// and its weight.
+    fn build_output(
+        &self,
+        changes: &[(&[u8], usize, i64)],
+        outputs: &Outputs,
+    ) -> Result<ChangeBatch> {
         if changes.is_empty() {
             return Ok(ChangeBatch::empty(self.schema.clone()));
         }
@@ -185,31 +223,14 @@ impl AggregateOp {
         };
         let mut columns = keys.clone();
         for i in 0..self.calls.len() {
-            let values = changes.iter().map(|(_, v, _)| v[i].clone());
+            let values = changes
+                .iter()
+                .map(|(_, start, _)| outputs.0[start + i].clone());
             columns.push(ScalarValue::iter_to_array(values)?);
         }
         columns.extend(keys);
         let weights = changes.iter().map(|(_, _, w)| *w).collect();
         ChangeBatch::try_from_columns(self.schema.clone(), columns, weights)
-    }
-}
-
-/// A group's output values (aggregates only), or `None` when the group is absent: a grouped
-/// aggregate's group exists while its row count is positive, the global one always.
-fn output(
-    calls: &[AggregateCall],
-    states: &[usize],
-    global: bool,
-    group: Option<&Group>,
-) -> Result<Option<Vec<ScalarValue>>> {
-    match group {
-        Some(g) if g.rows > 0 || global => calls
-            .iter()
-            .zip(states)
-            .map(|(call, &state)| g.accumulators[state].evaluate(&call.spec))
-            .collect::<Result<Vec<_>>>()
-            .map(Some),
-        _ => Ok(None),
     }
 }
 
@@ -261,6 +282,7 @@ impl Operator for AggregateOp {
         };
         // The groups this step touches, in first-touch order, with their output before it.
         let mut touched: Vec<Touched> = Vec::new();
+        let mut outputs = Outputs::default();
         if !self.started && global {
             let hash = hasher.hash_one(&[][..] as &[u8]);
             let entry = self.groups.entry(hash, |(k, _)| k.is_empty(), rehash);
@@ -296,7 +318,7 @@ impl Operator for AggregateOp {
                             touched.push(Touched {
                                 hash,
                                 row: Some(row),
-                                before: output(calls, states, global, Some(group))?,
+                                before: outputs.push(calls, states, global, group)?,
                             });
                         }
                         group
@@ -330,12 +352,15 @@ impl Operator for AggregateOp {
             let Ok(stored) = self.groups.find_entry(hash, |(k, _)| **k == *key) else {
                 continue;
             };
-            let after = output(calls, states, global, Some(&stored.get().1))?;
+            let after = outputs.push(calls, states, global, &stored.get().1)?;
             if after.is_none() {
                 stored.remove();
             }
-            if before == after {
-                continue;
+            let n = calls.len();
+            match (before, after) {
+                (Some(b), Some(a)) if outputs.row(b, n) == outputs.row(a, n) => continue,
+                (None, None) => continue,
+                _ => {}
             }
             if let Some(before) = before {
                 changes.push((key, before, -1));
@@ -344,7 +369,7 @@ impl Operator for AggregateOp {
                 changes.push((key, after, 1));
             }
         }
-        self.build_output(changes)
+        self.build_output(&changes, &outputs)
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
