@@ -16,6 +16,28 @@ mkdir -p "$OUT"
 cargo build --release --bin eddy
 EDDY=target/release/eddy
 
+# A lean process: the stripped binary's size, and the peak RSS of Q1's job given no input
+# (planned, then ended), the median of five runs.
+strip -o "$OUT/eddy-stripped" "$EDDY"
+python3 - "$OUT" <<'PY'
+import json, os, statistics, subprocess, sys
+out = sys.argv[1]
+q1 = ("SELECT country, COUNT(*) AS n, SUM(amount) AS total, AVG(amount) AS mean "
+      "FROM orders GROUP BY country")
+peaks = []
+for _ in range(5):
+    job = subprocess.Popen([f"{out}/eddy-stripped", "run", "--schema", "benches/orders.prisma",
+                            "--sql", q1, "--input", "/dev/null", "--table", "orders"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(job.pid, 0)
+    assert status == 0, f"the empty run failed: {status}"
+    peaks.append(usage.ru_maxrss * 1024)
+lean = {"binary_bytes": os.path.getsize(f"{out}/eddy-stripped"),
+        "empty_run_peak_rss_bytes": statistics.median(peaks), "empty_run_peaks": peaks}
+open(f"{out}/lean.json", "w").write(json.dumps(lean, indent=2))
+PY
+rm "$OUT/eddy-stripped"
+
 "$EDDY" gen --events "$EVENTS" --shape envelope --decimal string --output "$OUT/orders.jsonl"
 # Q4 joins the customers: both tables' Kafka records in one file (bare envelopes would be
 # one file per table, and a bench reads one).

@@ -64,6 +64,8 @@ def main(out, flink_path):
                    versus["flink"].get("first_result_s") else "-")
         print("| " + " | ".join(row) + " |")
     print()
+    lean(out)
+    print()
     threads(out)
     print()
     growth(out)
@@ -90,8 +92,19 @@ def main(out, flink_path):
               f"{lat['p50']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.1f} ms | {floor} |")
 
 
+def lean(out):
+    """The stripped binary's size and the peak RSS of a job that reads nothing."""
+    run = load(out / "lean.json")
+    if run is None:
+        return
+    print(f"Release binary {run['binary_bytes'] / 1e6:.1f} MB (stripped); a job planned and "
+          f"given no input (Q1, `--input /dev/null`) peaks at "
+          f"{run['empty_run_peak_rss_bytes'] / 1e6:.1f} MB "
+          f"({run['empty_run_peak_rss_bytes'] / 2**20:.1f} MiB) RSS, the median of five runs.")
+
+
 def threads(out):
-    """Each query on one thread and on two (decoding beside applying), and the scaling."""
+    """Each query on one thread and on two (the second decoding), and the scaling."""
     print("| query | 1 thread events/s | events/CPU-s | 2 threads events/s | events/CPU-s | "
           "scaling efficiency |")
     print("| --- | --- | --- | --- | --- | --- |")

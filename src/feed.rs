@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -10,6 +12,8 @@ use eddy_engine::debezium::{BinaryHandling, DecimalHandling, DecodeOptions, Time
 use eddy_engine::{BatchDecoder, DecodedBatch, JobSpec, Pipeline, Record, ResultChange};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::line_batches::{LineBatch, LineBatcher};
 
 #[derive(Args, Clone)]
 pub struct JobArgs {
@@ -32,12 +36,13 @@ pub struct JobArgs {
     /// What a malformed or inapplicable record does: stop the run, or be reported and skipped.
     #[arg(long, value_enum, default_value_t = OnError::Fail)]
     pub on_error: OnError,
-    /// Records applied per batch; each batch's result changes are consolidated.
+    /// Non-blank input lines per batch; each batch's result changes are consolidated.
     #[arg(long, default_value_t = 4096)]
     pub batch_size: usize,
-    /// Threads: 2 decodes the next batch on a second thread while this one is applied; 1
-    /// does both in turn. The results are the same.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Threads, each decoding a batch of its own while another applies one (batches are
+    /// applied one at a time, in order); 1 decodes and applies in turn. The results are the
+    /// same.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub threads: u8,
     /// How decimal strings are read when messages carry no schema.
     #[arg(long, value_enum, default_value_t = DecimalArg::Auto)]
@@ -144,14 +149,6 @@ struct Line<'a> {
     value: Option<&'a RawValue>,
 }
 
-/// A decoded batch, the line numbers of its records (by ordinal in the batch) and the
-/// input's bytes read up to its end.
-struct Batch {
-    decoded: DecodedBatch,
-    lines: Vec<usize>,
-    bytes: u64,
-}
-
 /// What a malformed or inapplicable record does, and how many were skipped.
 #[derive(Clone, Copy)]
 struct Errors {
@@ -175,13 +172,18 @@ impl Errors {
 /// Feeds a pipeline from lines of records, batch by batch, handing each batch's result
 /// changes to `changes` and the bytes read so far to `progress`.
 ///
-/// With two threads, one reads and decodes the next batch while the other applies this
-/// one; the batches are the same either way, so the results are too.
+/// With `threads` above 1, the others only decode: each takes the input's next batch of
+/// lines, decodes it with a decoder of its own and leaves it ready. This thread applies the
+/// ready batches in the input's order and, when the next one is not ready yet, decodes one
+/// itself rather than wait: applying stays on one thread (the normalizers' and operators'
+/// state stays in one core's cache) and decoding, most of the work, spreads over all. At
+/// most `threads` batches wait decoded. The batches are cut before they are decoded, so
+/// the results are those of one thread.
 pub struct Feeder<'a> {
-    pub pipeline: &'a mut Pipeline,
-    pub table: Option<String>,
-    pub batch_size: usize,
-    pub threads: u8,
+    pipeline: &'a mut Pipeline,
+    table: Option<String>,
+    batch_size: usize,
+    threads: u8,
     errors: Errors,
 }
 
@@ -191,7 +193,7 @@ impl<'a> Feeder<'a> {
             pipeline,
             table: args.table.clone(),
             batch_size: args.batch_size.max(1),
-            threads: args.threads,
+            threads: args.threads.max(1),
             errors: Errors {
                 on_error: args.on_error,
                 skipped: 0,
@@ -211,159 +213,228 @@ impl<'a> Feeder<'a> {
         mut changes: impl FnMut(Vec<ResultChange>) -> Result<()>,
         mut progress: impl FnMut(u64),
     ) -> Result<()> {
-        let mut reader = Reader {
-            decoder: self.pipeline.decoder()?,
-            table: self.table.clone(),
-            batch_size: self.batch_size,
-            errors: self.errors,
+        let mut decoder = self.pipeline.decoder();
+        let helpers: Vec<_> = (1..self.threads).map(|_| self.pipeline.decoder()).collect();
+        let table = self.table.clone();
+        let shared = Shared {
+            batcher: Mutex::new(LineBatcher::new(input, self.batch_size)),
+            ready: Mutex::new(Ready {
+                batches: BTreeMap::new(),
+                decoding: helpers.len(),
+                stopped: false,
+            }),
+            changed: Condvar::new(),
+            ahead: usize::from(self.threads),
+            table: table.as_deref(),
         };
-        if self.threads == 1 {
-            reader.read(input, |batch| {
-                let bytes = batch.bytes;
-                changes(self.apply(batch)?)?;
-                progress(bytes);
-                Ok(true)
-            })?;
-            self.errors.skipped += reader.errors.skipped;
-            return Ok(());
-        }
-        // One batch decoded ahead: enough to keep both threads busy, and a bound on memory.
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Batch>(1);
+        let shared = &shared;
         std::thread::scope(|scope| {
-            let decoding = scope.spawn(move || {
-                // A closed channel means the applying side stopped on an error, which it
-                // reports; this side just ends.
-                reader.read(input, |batch| Ok(sender.send(batch).is_ok()))?;
-                Ok::<_, anyhow::Error>(reader.errors.skipped)
-            });
-            let applied = receiver.into_iter().try_for_each(|batch| {
-                let bytes = batch.bytes;
-                changes(self.apply(batch)?)?;
+            let helpers: Vec<_> = helpers
+                .into_iter()
+                .map(|decoder| scope.spawn(move || shared.help(decoder)))
+                .collect();
+            let mut apply = |bytes: u64, decoded: Result<Decoded>| {
+                changes(self.apply(decoded?)?)?;
                 progress(bytes);
-                Ok::<_, anyhow::Error>(())
-            });
-            let decoded = decoding
-                .join()
-                .map_err(|_| anyhow::anyhow!("the decoding thread panicked"))?;
-            applied?;
-            self.errors.skipped += decoded?;
-            Ok(())
+                Ok(())
+            };
+            // The helpers stop however applying ends, a panic included: the scope joins
+            // them before it lets a panic go on.
+            let stop = StopHelpers(shared);
+            let applied = shared.apply_in_order(&mut decoder, &mut apply);
+            drop(stop);
+            for helper in helpers {
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            }
+            applied
         })
     }
 
-    fn apply(&mut self, batch: Batch) -> Result<Vec<ResultChange>> {
+    fn apply(&mut self, decoded: Decoded) -> Result<Vec<ResultChange>> {
+        for (line, error) in decoded.refused {
+            self.errors.bad_record(line, error)?;
+        }
         let first_ordinal = self.pipeline.stats().records;
-        let rejected = self.pipeline.apply(batch.decoded)?;
+        let rejected = self.pipeline.apply(decoded.batch)?;
         for r in rejected {
-            let line = batch.lines[(r.ordinal - first_ordinal) as usize];
+            let line = decoded.lines[(r.ordinal - first_ordinal) as usize];
             self.errors.bad_record(line, r.error.into())?;
         }
         Ok(self.pipeline.drain())
     }
 }
 
-/// Reads lines of records and decodes them into batches.
-struct Reader {
-    decoder: BatchDecoder,
-    table: Option<String>,
-    batch_size: usize,
-    errors: Errors,
+/// What the feeding threads share: the input, and the batches decoded ahead.
+struct Shared<'t, R> {
+    batcher: Mutex<LineBatcher<R>>,
+    ready: Mutex<Ready>,
+    /// Signalled when a batch is made ready or taken, and when a helper ends.
+    changed: Condvar,
+    /// How many batches may wait decoded.
+    ahead: usize,
+    table: Option<&'t str>,
 }
 
-impl Reader {
-    /// Decodes every line of `input`, handing each batch to `batch`, which says whether to
-    /// go on. Lines are decoded where they sit in the reader's buffer; only a line the
-    /// buffer's end cuts is copied.
-    fn read(
-        &mut self,
-        mut input: impl BufRead,
-        mut batch: impl FnMut(Batch) -> Result<bool>,
-    ) -> Result<()> {
-        let mut line_number = 0usize;
-        let mut lines = Vec::with_capacity(self.batch_size);
-        let mut bytes = 0u64;
-        let mut cut = Vec::new();
-        loop {
-            let buffer = input
-                .fill_buf()
-                .with_context(|| format!("reading line {}", line_number + 1))?;
-            if buffer.is_empty() {
-                break;
-            }
-            line_number += 1;
-            let length = match memchr::memchr(b'\n', buffer) {
-                Some(end) => {
-                    let length = end + 1;
-                    self.line(line_number, &buffer[..length], &mut lines)?;
-                    input.consume(length);
-                    length
-                }
-                None => {
-                    cut.clear();
-                    input
-                        .read_until(b'\n', &mut cut)
-                        .with_context(|| format!("reading line {line_number}"))?;
-                    self.line(line_number, &cut, &mut lines)?;
-                    cut.len()
-                }
-            };
-            bytes += length as u64;
-            if lines.len() >= self.batch_size {
-                let lines = std::mem::replace(&mut lines, Vec::with_capacity(self.batch_size));
-                let decoded = self.decoder.finish()?;
-                if !batch(Batch {
-                    decoded,
-                    lines,
-                    bytes,
-                })? {
-                    return Ok(());
-                }
-            }
-        }
-        let decoded = self.decoder.finish()?;
-        batch(Batch {
-            decoded,
-            lines,
-            bytes,
-        })?;
-        Ok(())
+struct Ready {
+    /// Decoded batches by sequence number, with the input's bytes read up to their end.
+    batches: BTreeMap<u64, (u64, Result<Decoded>)>,
+    /// Helpers still decoding.
+    decoding: usize,
+    /// Applying has ended (the input's end or an error): helpers stop.
+    stopped: bool,
+}
+
+impl<R: BufRead> Shared<'_, R> {
+    /// Takes and decodes the input's next batch: its sequence number, bytes read and
+    /// decoding, or `None` at the input's end.
+    fn next(&self, decoder: &mut BatchDecoder, lines: &mut LineBatch) -> Option<(u64, u64, Result<Decoded>)> {
+        let read = match self.batcher.lock() {
+            Ok(mut batcher) => batcher.next_into(lines),
+            Err(_) => Err(anyhow::anyhow!("a feeding thread panicked while reading")),
+        };
+        let decoded = match read {
+            Ok(false) => return None,
+            Ok(true) => decode(decoder, self.table, lines),
+            Err(e) => Err(e),
+        };
+        Some((lines.sequence, lines.bytes, decoded))
     }
 
-    /// Decodes one line into the batch, its line number to `lines` (unless blank).
-    fn line(&mut self, line_number: usize, line: &[u8], lines: &mut Vec<usize>) -> Result<()> {
-        if line.trim_ascii().is_empty() {
-            return Ok(());
-        }
-        let pushed = match &self.table {
-            Some(table) => {
-                lines.push(line_number);
-                self.decoder.push(Record {
-                    topic: table,
-                    key: None,
-                    value: Some(line),
-                })
+    fn lock_ready(&self) -> std::sync::MutexGuard<'_, Ready> {
+        // Only this module's code holds the lock, and none of it panics while holding it.
+        self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A helper thread: decodes batches while fewer than `ahead` wait, until the input
+    /// ends or applying stops.
+    fn help(&self, mut decoder: BatchDecoder) {
+        let mut lines = LineBatch::default();
+        loop {
+            let mut ready = self.lock_ready();
+            while ready.batches.len() >= self.ahead && !ready.stopped {
+                ready = self.changed.wait(ready).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
-            None => {
-                let record = match serde_json::from_slice::<Line>(line) {
-                    Ok(record) => record,
-                    Err(e) => {
-                        let e = anyhow::anyhow!(
-                            "not a Kafka record ({{\"topic\", \"key\", \"value\"}}): {e}"
-                        );
-                        return self.errors.bad_record(line_number, e);
+            if ready.stopped {
+                break;
+            }
+            drop(ready);
+            let Some((sequence, bytes, decoded)) = self.next(&mut decoder, &mut lines) else {
+                break;
+            };
+            let failed = decoded.is_err();
+            self.lock_ready().batches.insert(sequence, (bytes, decoded));
+            self.changed.notify_all();
+            if failed {
+                break;
+            }
+        }
+        self.lock_ready().decoding -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Applies every batch in the input's order, decoding on this thread the ones no
+    /// helper has made ready.
+    fn apply_in_order(
+        &self,
+        decoder: &mut BatchDecoder,
+        apply: &mut impl FnMut(u64, Result<Decoded>) -> Result<()>,
+    ) -> Result<()> {
+        let mut lines = LineBatch::default();
+        let mut next = 0u64;
+        let mut input_ended = false;
+        loop {
+            let mut ready = self.lock_ready();
+            if let Some((bytes, decoded)) = ready.batches.remove(&next) {
+                drop(ready);
+                self.changed.notify_all();
+                apply(bytes, decoded)?;
+                next += 1;
+                continue;
+            }
+            if !input_ended && ready.batches.len() < self.ahead {
+                drop(ready);
+                match self.next(decoder, &mut lines) {
+                    None => input_ended = true,
+                    Some((sequence, bytes, decoded)) if sequence == next => {
+                        apply(bytes, decoded)?;
+                        next += 1;
                     }
-                };
-                lines.push(line_number);
-                self.decoder.push(Record {
+                    Some((sequence, bytes, decoded)) => {
+                        self.lock_ready().batches.insert(sequence, (bytes, decoded));
+                    }
+                }
+                continue;
+            }
+            if input_ended && ready.decoding == 0 {
+                // Every batch taken was applied or is ready, so none is left.
+                return Ok(());
+            }
+            drop(self.changed.wait(ready).unwrap_or_else(std::sync::PoisonError::into_inner));
+        }
+    }
+
+}
+
+/// Ends the helpers at their next batch when dropped.
+struct StopHelpers<'s, 't, R>(&'s Shared<'t, R>);
+
+impl<R> Drop for StopHelpers<'_, '_, R> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        shared
+            .ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stopped = true;
+        shared.changed.notify_all();
+    }
+}
+
+/// A batch of lines decoded: the pipeline's batch, the line number of each of its records
+/// (by ordinal in the batch), and the lines refused, with why.
+struct Decoded {
+    batch: DecodedBatch,
+    lines: Vec<usize>,
+    refused: Vec<(usize, anyhow::Error)>,
+}
+
+fn decode(decoder: &mut BatchDecoder, table: Option<&str>, lines: &LineBatch) -> Result<Decoded> {
+    let mut numbers = Vec::new();
+    let mut refused = Vec::new();
+    for (number, line) in lines.lines() {
+        let pushed = match table {
+            Some(table) => decoder.push(Record {
+                topic: table,
+                key: None,
+                value: Some(line),
+            }),
+            None => match serde_json::from_slice::<Line>(line) {
+                Ok(record) => decoder.push(Record {
                     topic: &record.topic,
                     key: record.key.map(|k| k.get().as_bytes()),
                     value: record.value.map(|v| v.get().as_bytes()),
-                })
-            }
+                }),
+                Err(e) => {
+                    let e = anyhow::anyhow!(
+                        "not a Kafka record ({{\"topic\", \"key\", \"value\"}}): {e}"
+                    );
+                    refused.push((number, e));
+                    continue;
+                }
+            },
         };
-        match pushed {
-            Ok(()) => Ok(()),
-            Err(e) => self.errors.bad_record(line_number, e.into()),
+        // A record the decoder refused still has its ordinal.
+        numbers.push(number);
+        if let Err(e) = pushed {
+            refused.push((number, e.into()));
         }
     }
+    Ok(Decoded {
+        batch: decoder.finish()?,
+        lines: numbers,
+        refused,
+    })
 }
+

@@ -7,6 +7,7 @@
 mod bench;
 mod feed;
 mod generate;
+mod line_batches;
 mod produce;
 mod run;
 mod serve;

@@ -123,6 +123,42 @@ fn malformed_lines_skipped_and_reported_nothing_else_lost() {
     }
 }
 
+/// The threads of `--threads` decode batches side by side but apply them in the input's
+/// order: output and error reports are byte for byte those of one thread, bad lines included.
+#[test]
+fn every_thread_count_writes_what_one_thread_writes() {
+    let dir = TempDir::new();
+    let (input, _, _) = input_with_bad_lines(&dir);
+    for sql in [
+        "SELECT * FROM users",
+        "SELECT status, COUNT(*), SUM(amount) FROM orders GROUP BY status",
+    ] {
+        for batch in [None, Some(1), Some(7)] {
+            let run = |threads: u8| {
+                let eddy = Eddy::new(sql, &input)
+                    .arg("--on-error")
+                    .arg("skip")
+                    .arg("--threads")
+                    .arg(&threads.to_string())
+                    .batch_size(batch);
+                let run = eddy.run();
+                run.assert_success(&eddy);
+                (eddy.describe(), run.stdout, run.stderr)
+            };
+            let (_, one_stdout, one_stderr) = run(1);
+            assert!(one_stderr.contains("skipped"), "{one_stderr}");
+            assert!(!one_stdout.is_empty());
+            for threads in [2, 3] {
+                let (describe, stdout, stderr) = run(threads);
+                assert_eq!(stdout, one_stdout, "{describe}");
+                // The last line is the run's timing.
+                let reports = |s: &str| s.lines().filter(|l| l.contains("line ")).map(str::to_string).collect::<Vec<_>>();
+                assert_eq!(reports(&stderr), reports(&one_stderr), "{describe}");
+            }
+        }
+    }
+}
+
 #[test]
 fn stdin_input_dash_reads_stdin() {
     let sql = "SELECT status, COUNT(*), SUM(amount) FROM orders GROUP BY status";

@@ -129,6 +129,14 @@ impl BatchDecoder {
         }
     }
 
+    /// A decoder of the same tables and columns, with nothing pushed and no cache.
+    pub(crate) fn fresh(&self) -> Self {
+        Self::new(
+            self.tables.iter().map(TableDecoder::fresh).collect(),
+            self.names.clone(),
+        )
+    }
+
     /// Decodes a record into the batch being built. An error means the record was refused
     /// and nothing else changed.
     pub fn push(&mut self, record: Record<'_>) -> Result<()> {
@@ -250,9 +258,9 @@ mod tests {
                 value: Some(value.as_bytes()),
             })
             .collect();
-        let mut one = [pipeline.decoder().unwrap()];
+        let mut one = [pipeline.decoder()];
         let (whole, whole_refused) = decode_in_parallel(&mut one, &records, 1).unwrap();
-        let mut three: Vec<_> = (0..3).map(|_| pipeline.decoder().unwrap()).collect();
+        let mut three: Vec<_> = (0..3).map(|_| pipeline.decoder()).collect();
         let (split, split_refused) = decode_in_parallel(&mut three, &records, 1).unwrap();
 
         let indices = |refused: &[(usize, Error)]| refused.iter().map(|r| r.0).collect::<Vec<_>>();

@@ -348,8 +348,8 @@ impl Pipeline {
     /// to [`Pipeline::apply`] in the order they were finished, which gives the pipeline the
     /// same state as pushing and flushing the same records would. Records pushed to the
     /// pipeline itself must be flushed first.
-    pub fn decoder(&self) -> Result<BatchDecoder> {
-        Ok(Pipeline::new(self.spec.clone())?.decoder)
+    pub fn decoder(&self) -> BatchDecoder {
+        self.decoder.fresh()
     }
 
     /// Applies one decoded batch: normalizers first, then the operator tree, then

@@ -271,7 +271,7 @@ impl Job {
         );
         let decoders = (0..config.decode_threads.max(1))
             .map(|_| pipeline.decoder())
-            .collect::<std::result::Result<_, _>>()?;
+            .collect();
         let sink = Sink::new(
             &config.brokers,
             &config.dead_letter_topic,

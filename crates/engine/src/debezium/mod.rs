@@ -209,6 +209,17 @@ impl TableDecoder {
         }
     }
 
+    /// A decoder of the same table, columns, options and guards, with no cached hints.
+    pub fn fresh(&self) -> Self {
+        Self::new(
+            Arc::clone(&self.table),
+            self.columns.clone(),
+            self.key_positions.clone(),
+            self.options,
+        )
+        .with_guards(self.guards.clone())
+    }
+
     /// The decoder refusing records whose values of a column fail its guard (positions as
     /// `columns`), so what the query cannot compute with is a dead letter naming the column.
     pub fn with_guards(mut self, guards: Vec<Option<Guard>>) -> Self {

@@ -64,7 +64,7 @@ impl ContextProvider for Context<'_> {
     }
 
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
-        self.session.scalar_functions().get(name).cloned()
+        self.session.scalar_functions().get(name)
     }
 
     /// DataFusion's higher-order functions are its nested (array) ones, which a job has not.
@@ -73,11 +73,11 @@ impl ContextProvider for Context<'_> {
     }
 
     fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
-        self.session.aggregate_functions().get(name).cloned()
+        self.session.aggregate_functions().get(name)
     }
 
     fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
-        self.session.window_functions().get(name).cloned()
+        self.session.window_functions().get(name)
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -89,7 +89,7 @@ impl ContextProvider for Context<'_> {
     }
 
     fn udf_names(&self) -> Vec<String> {
-        self.session.scalar_functions().keys().cloned().collect()
+        self.session.scalar_functions().names()
     }
 
     fn higher_order_function_names(&self) -> Vec<String> {
@@ -97,10 +97,10 @@ impl ContextProvider for Context<'_> {
     }
 
     fn udaf_names(&self) -> Vec<String> {
-        self.session.aggregate_functions().keys().cloned().collect()
+        self.session.aggregate_functions().names()
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        self.session.window_functions().keys().cloned().collect()
+        self.session.window_functions().names()
     }
 }

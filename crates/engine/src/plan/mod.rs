@@ -11,10 +11,12 @@
 
 pub mod admit;
 mod context;
+mod function_names;
 pub mod functions;
 mod guards;
 mod in_nulls;
 mod join;
+mod registry;
 mod scalar;
 mod session;
 pub mod time_windows;

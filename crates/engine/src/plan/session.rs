@@ -5,9 +5,10 @@
 //! links all of it into every binary and builds its registries at every plan. This session is
 //! what planning reads of a `SessionState` built with DataFusion's default features, the same
 //! functions, planners and rules, so SQL means the same here as in DataFusion's batch engine
-//! (which the tests run as the oracle).
+//! (which the tests run as the oracle); the functions are built as a query names them
+//! ([`Registry`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -31,12 +32,15 @@ use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use datafusion_sql::parser::{DFParserBuilder, Statement};
 use datafusion_sql::sqlparser::dialect::dialect_from_str;
 
+use super::function_names::{AGGREGATE_NAMES, SCALAR_NAMES, WINDOW_NAMES};
+use super::registry::{AGGREGATE_GROUPS, Named, Registry, SCALAR_GROUPS, WINDOW_GROUPS};
+
 /// Functions, planners and rules for planning one query.
 pub struct Session {
     options: Arc<ConfigOptions>,
-    scalar: HashMap<String, Arc<ScalarUDF>>,
-    aggregate: HashMap<String, Arc<AggregateUDF>>,
-    window: HashMap<String, Arc<WindowUDF>>,
+    scalar: Registry<ScalarUDF>,
+    aggregate: Registry<AggregateUDF>,
+    window: Registry<WindowUDF>,
     planners: Vec<Arc<dyn ExprPlanner>>,
     analyzer: Analyzer,
     optimizer: Optimizer,
@@ -52,13 +56,6 @@ impl Session {
         aggregate: Vec<AggregateUDF>,
         without_rules: &[&str],
     ) -> Self {
-        let scalar = datafusion_functions::all_default_functions()
-            .into_iter()
-            .chain(scalar.into_iter().map(Arc::new));
-        let aggregate = datafusion_functions_aggregate::all_default_aggregate_functions()
-            .into_iter()
-            .chain(aggregate.into_iter().map(Arc::new));
-        let window = datafusion_functions_window::all_default_window_functions();
         let rules = Optimizer::new()
             .rules
             .into_iter()
@@ -66,9 +63,13 @@ impl Session {
             .collect();
         Self {
             options: Arc::new(ConfigOptions::default()),
-            scalar: by_name(scalar, |f| (f.name(), f.aliases())),
-            aggregate: by_name(aggregate, |f| (f.name(), f.aliases())),
-            window: by_name(window, |f| (f.name(), f.aliases())),
+            scalar: Registry::new(SCALAR_GROUPS, SCALAR_NAMES, scalar.into_iter().map(Arc::new)),
+            aggregate: Registry::new(
+                AGGREGATE_GROUPS,
+                AGGREGATE_NAMES,
+                aggregate.into_iter().map(Arc::new),
+            ),
+            window: Registry::new(WINDOW_GROUPS, WINDOW_NAMES, []),
             planners: vec![
                 Arc::new(CoreFunctionPlanner::default()),
                 Arc::new(DatetimeFunctionPlanner),
@@ -93,17 +94,17 @@ impl Session {
     }
 
     /// Scalar functions by name and alias.
-    pub fn scalar_functions(&self) -> &HashMap<String, Arc<ScalarUDF>> {
+    pub fn scalar_functions(&self) -> &Registry<ScalarUDF> {
         &self.scalar
     }
 
     /// Aggregate functions by name and alias.
-    pub fn aggregate_functions(&self) -> &HashMap<String, Arc<AggregateUDF>> {
+    pub fn aggregate_functions(&self) -> &Registry<AggregateUDF> {
         &self.aggregate
     }
 
     /// Window functions by name and alias.
-    pub fn window_functions(&self) -> &HashMap<String, Arc<WindowUDF>> {
+    pub fn window_functions(&self) -> &Registry<WindowUDF> {
         &self.window
     }
 
@@ -159,23 +160,6 @@ impl Session {
     }
 }
 
-/// Each function under its name and under each of its aliases; a later one replaces an
-/// earlier one of the same name.
-fn by_name<F>(
-    functions: impl IntoIterator<Item = Arc<F>>,
-    names: impl Fn(&F) -> (&str, &[String]),
-) -> HashMap<String, Arc<F>> {
-    let mut map = HashMap::new();
-    for function in functions {
-        let (name, aliases) = names(&function);
-        for alias in aliases {
-            map.insert(alias.clone(), Arc::clone(&function));
-        }
-        map.insert(name.to_string(), function);
-    }
-    map
-}
-
 /// What optimizer rules ask of the session: the options, the alias generator and, to find
 /// the functions a rewrite introduces, the functions.
 impl OptimizerConfig for Session {
@@ -198,7 +182,7 @@ impl OptimizerConfig for Session {
 
 impl FunctionRegistry for Session {
     fn udfs(&self) -> HashSet<String> {
-        self.scalar.keys().cloned().collect()
+        self.scalar.names().into_iter().collect()
     }
 
     fn higher_order_function_names(&self) -> HashSet<String> {
@@ -206,11 +190,11 @@ impl FunctionRegistry for Session {
     }
 
     fn udafs(&self) -> HashSet<String> {
-        self.aggregate.keys().cloned().collect()
+        self.aggregate.names().into_iter().collect()
     }
 
     fn udwfs(&self) -> HashSet<String> {
-        self.window.keys().cloned().collect()
+        self.window.names().into_iter().collect()
     }
 
     fn udf(&self, name: &str) -> Result<Arc<ScalarUDF>> {
@@ -236,9 +220,8 @@ impl FunctionRegistry for Session {
     }
 }
 
-fn lookup<F>(functions: &HashMap<String, Arc<F>>, kind: &str, name: &str) -> Result<Arc<F>> {
+fn lookup<F: Named>(functions: &Registry<F>, kind: &str, name: &str) -> Result<Arc<F>> {
     functions
         .get(name)
-        .cloned()
         .ok_or_else(|| plan_datafusion_err!("there is no {kind} function named '{name}'"))
 }

@@ -338,10 +338,8 @@ fn run_batches(
     decoding: Decoding,
 ) -> Result<(Rows, Vec<Vec<String>>), String> {
     let mut pipeline = Pipeline::new(spec.clone()).map_err(|e| e.to_string())?;
-    let mut decoder = pipeline.decoder().map_err(|e| e.to_string())?;
-    let mut split: Vec<_> = (0..3)
-        .map(|_| pipeline.decoder().map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
+    let mut decoder = pipeline.decoder();
+    let mut split: Vec<_> = (0..3).map(|_| pipeline.decoder()).collect();
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
     std::thread::scope(|scope| {
         // Dropped when this closure returns, before the scope waits for the decoding thread,
