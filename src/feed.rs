@@ -1,9 +1,9 @@
 //! What `eddy run` and `eddy bench` share: a job over a file of records, fed batch by batch.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 
 use anyhow::{Context, Result, bail};
@@ -289,7 +289,11 @@ struct Ready {
 impl<R: BufRead> Shared<'_, R> {
     /// Takes and decodes the input's next batch: its sequence number, bytes read and
     /// decoding, or `None` at the input's end.
-    fn next(&self, decoder: &mut BatchDecoder, lines: &mut LineBatch) -> Option<(u64, u64, Result<Decoded>)> {
+    fn next(
+        &self,
+        decoder: &mut BatchDecoder,
+        lines: &mut LineBatch,
+    ) -> Option<(u64, u64, Result<Decoded>)> {
         let read = match self.batcher.lock() {
             Ok(mut batcher) => batcher.next_into(lines),
             Err(_) => Err(anyhow::anyhow!("a feeding thread panicked while reading")),
@@ -304,7 +308,9 @@ impl<R: BufRead> Shared<'_, R> {
 
     fn lock_ready(&self) -> std::sync::MutexGuard<'_, Ready> {
         // Only this module's code holds the lock, and none of it panics while holding it.
-        self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A helper thread: decodes batches while fewer than `ahead` wait, until the input
@@ -314,7 +320,10 @@ impl<R: BufRead> Shared<'_, R> {
         loop {
             let mut ready = self.lock_ready();
             while ready.batches.len() >= self.ahead && !ready.stopped {
-                ready = self.changed.wait(ready).unwrap_or_else(std::sync::PoisonError::into_inner);
+                ready = self
+                    .changed
+                    .wait(ready)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             if ready.stopped {
                 break;
@@ -371,10 +380,13 @@ impl<R: BufRead> Shared<'_, R> {
                 // Every batch taken was applied or is ready, so none is left.
                 return Ok(());
             }
-            drop(self.changed.wait(ready).unwrap_or_else(std::sync::PoisonError::into_inner));
+            drop(
+                self.changed
+                    .wait(ready)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
         }
     }
-
 }
 
 /// Ends the helpers at their next batch when dropped.
@@ -437,4 +449,3 @@ fn decode(decoder: &mut BatchDecoder, table: Option<&str>, lines: &LineBatch) ->
         refused,
     })
 }
-

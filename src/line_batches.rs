@@ -99,9 +99,7 @@ impl<R: BufRead> LineBatcher<R> {
                 .with_context(|| format!("reading line {}", self.line_number))?;
             self.bytes += read as u64;
             if !batch.data[base..].trim_ascii().is_empty() {
-                batch
-                    .lines
-                    .push((self.line_number, base..batch.data.len()));
+                batch.lines.push((self.line_number, base..batch.data.len()));
             }
         }
         batch.bytes = self.bytes;

@@ -152,7 +152,12 @@ fn every_thread_count_writes_what_one_thread_writes() {
                 let (describe, stdout, stderr) = run(threads);
                 assert_eq!(stdout, one_stdout, "{describe}");
                 // The last line is the run's timing.
-                let reports = |s: &str| s.lines().filter(|l| l.contains("line ")).map(str::to_string).collect::<Vec<_>>();
+                let reports = |s: &str| {
+                    s.lines()
+                        .filter(|l| l.contains("line "))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                };
                 assert_eq!(reports(&stderr), reports(&one_stderr), "{describe}");
             }
         }

@@ -85,7 +85,10 @@ pub const AGGREGATE_GROUPS: &[Group<AggregateUDF>] = &[
     || vec![aggregate::approx_distinct::approx_distinct_udaf()],
     || vec![aggregate::approx_percentile_cont::approx_percentile_cont_udaf()],
     || {
-        vec![aggregate::approx_percentile_cont_with_weight::approx_percentile_cont_with_weight_udaf()]
+        vec![
+            aggregate::approx_percentile_cont_with_weight::approx_percentile_cont_with_weight_udaf(
+            ),
+        ]
     },
     || vec![aggregate::percentile_cont::percentile_cont_udaf()],
     || vec![aggregate::string_agg::string_agg_udaf()],

@@ -63,7 +63,11 @@ impl Session {
             .collect();
         Self {
             options: Arc::new(ConfigOptions::default()),
-            scalar: Registry::new(SCALAR_GROUPS, SCALAR_NAMES, scalar.into_iter().map(Arc::new)),
+            scalar: Registry::new(
+                SCALAR_GROUPS,
+                SCALAR_NAMES,
+                scalar.into_iter().map(Arc::new),
+            ),
             aggregate: Registry::new(
                 AGGREGATE_GROUPS,
                 AGGREGATE_NAMES,
