@@ -222,6 +222,7 @@ impl<'a> Feeder<'a> {
                 batches: BTreeMap::new(),
                 decoding: helpers.len(),
                 stopped: false,
+                helper_panicked: false,
             }),
             changed: Condvar::new(),
             ahead: usize::from(self.threads),
@@ -284,6 +285,18 @@ struct Ready {
     decoding: usize,
     /// Applying has ended (the input's end or an error): helpers stop.
     stopped: bool,
+    /// A helper panicked: the batch it held never comes, so applying stops (and the scope
+    /// that joins the helper goes on with its panic).
+    helper_panicked: bool,
+}
+
+impl<R> Shared<'_, R> {
+    fn lock_ready(&self) -> std::sync::MutexGuard<'_, Ready> {
+        // Only this module's code holds the lock, and none of it panics while holding it.
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl<R: BufRead> Shared<'_, R> {
@@ -306,16 +319,10 @@ impl<R: BufRead> Shared<'_, R> {
         Some((lines.sequence, lines.bytes, decoded))
     }
 
-    fn lock_ready(&self) -> std::sync::MutexGuard<'_, Ready> {
-        // Only this module's code holds the lock, and none of it panics while holding it.
-        self.ready
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// A helper thread: decodes batches while fewer than `ahead` wait, until the input
     /// ends or applying stops.
     fn help(&self, mut decoder: BatchDecoder) {
+        let _done = HelperDone(self);
         let mut lines = LineBatch::default();
         loop {
             let mut ready = self.lock_ready();
@@ -339,8 +346,6 @@ impl<R: BufRead> Shared<'_, R> {
                 break;
             }
         }
-        self.lock_ready().decoding -= 1;
-        self.changed.notify_all();
     }
 
     /// Applies every batch in the input's order, decoding on this thread the ones no
@@ -355,6 +360,9 @@ impl<R: BufRead> Shared<'_, R> {
         let mut input_ended = false;
         loop {
             let mut ready = self.lock_ready();
+            if ready.helper_panicked {
+                return Err(anyhow::anyhow!("a decoding thread panicked"));
+            }
             if let Some((bytes, decoded)) = ready.batches.remove(&next) {
                 drop(ready);
                 self.changed.notify_all();
@@ -389,17 +397,27 @@ impl<R: BufRead> Shared<'_, R> {
     }
 }
 
+/// Counts a helper out when it ends, by a panic too.
+struct HelperDone<'s, 't, R>(&'s Shared<'t, R>);
+
+impl<R> Drop for HelperDone<'_, '_, R> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        let mut ready = shared.lock_ready();
+        ready.decoding -= 1;
+        ready.helper_panicked |= std::thread::panicking();
+        drop(ready);
+        shared.changed.notify_all();
+    }
+}
+
 /// Ends the helpers at their next batch when dropped.
 struct StopHelpers<'s, 't, R>(&'s Shared<'t, R>);
 
 impl<R> Drop for StopHelpers<'_, '_, R> {
     fn drop(&mut self) {
         let shared = self.0;
-        shared
-            .ready
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .stopped = true;
+        shared.lock_ready().stopped = true;
         shared.changed.notify_all();
     }
 }
@@ -448,4 +466,95 @@ fn decode(decoder: &mut BatchDecoder, table: Option<&str>, lines: &LineBatch) ->
         lines: numbers,
         refused,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Cursor, Read};
+
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pg-app");
+
+    /// The fixture's lines, then a read error.
+    struct FailsAtTheEnd(Cursor<Vec<u8>>);
+
+    impl Read for FailsAtTheEnd {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buffer)? {
+                0 => Err(std::io::Error::other("the disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    /// Feeds the fixture with `threads`; the result changes handed on, and how it ended.
+    fn feed(threads: u8, input: impl BufRead + Send) -> (Vec<ResultChange>, Result<()>) {
+        let spec = JobSpec {
+            schema: std::fs::read_to_string(format!("{FIXTURES}/schema.prisma")).unwrap(),
+            sql: "SELECT status, COUNT(*), SUM(amount) FROM orders GROUP BY status".into(),
+            decode: DecodeOptions::default(),
+        };
+        let mut pipeline = Pipeline::new(spec).unwrap();
+        let mut feeder = Feeder {
+            pipeline: &mut pipeline,
+            table: None,
+            batch_size: 3,
+            threads,
+            errors: Errors {
+                on_error: OnError::Fail,
+                skipped: 0,
+            },
+        };
+        let mut all = Vec::new();
+        let ended = feeder.feed(
+            input,
+            |changes| {
+                all.extend(changes);
+                Ok(())
+            },
+            |_| {},
+        );
+        (all, ended)
+    }
+
+    fn fixture() -> Vec<u8> {
+        std::fs::read(format!("{FIXTURES}/precise_schemas.jsonl")).unwrap()
+    }
+
+    #[test]
+    fn every_thread_count_applies_the_same_batches() {
+        let (one, ended) = feed(1, BufReader::new(Cursor::new(fixture())));
+        ended.unwrap();
+        assert!(!one.is_empty());
+        for threads in [2, 3, 8] {
+            let (many, ended) = feed(threads, BufReader::new(Cursor::new(fixture())));
+            ended.unwrap();
+            assert_eq!(format!("{many:?}"), format!("{one:?}"), "{threads} threads");
+        }
+    }
+
+    /// A read error ends feeding once every batch before the one it cuts is applied, on any
+    /// number of threads, and no thread waits for a batch that will not come.
+    #[test]
+    fn a_read_error_ends_feeding_in_order_on_any_thread_count() {
+        let fixture = fixture();
+        let lines: Vec<&[u8]> = fixture.split_inclusive(|&b| b == b'\n').collect();
+        // The batches of 3 lines that were whole before the input failed.
+        let whole_batches = lines[..lines.len() - lines.len() % 3].concat();
+        let (expected, ended) = feed(1, BufReader::new(Cursor::new(whole_batches)));
+        ended.unwrap();
+        assert!(!expected.is_empty());
+        for threads in [1, 2, 3] {
+            let input = BufReader::with_capacity(64, FailsAtTheEnd(Cursor::new(fixture.clone())));
+            let (applied, ended) = feed(threads, input);
+            let error = format!("{:#}", ended.unwrap_err());
+            assert!(error.contains("the disk went away"), "{error}");
+            assert_eq!(
+                format!("{applied:?}"),
+                format!("{expected:?}"),
+                "{threads} threads"
+            );
+        }
+    }
 }
